@@ -1,0 +1,1 @@
+export { BACKEND_NAMES, type BackendName, backendName, initBackend } from './backend.js';

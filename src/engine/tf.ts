@@ -1,0 +1,6 @@
+/**
+ * The tfjs namespace xfer runs on: tfjs-core plus tfjs-layers, as the `@tensorflow/tfjs` union
+ * package composes them. Exported from the library as `tf`, so users and xfer share one engine.
+ */
+export * from '@tensorflow/tfjs-core';
+export * from '@tensorflow/tfjs-layers';

@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+import './wasm-gradients.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { XferError } from '../errors.js';
 import { checkOneOf } from '../util/validate.js';

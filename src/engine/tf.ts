@@ -4,3 +4,9 @@
  */
 export * from '@tensorflow/tfjs-core';
 export * from '@tensorflow/tfjs-layers';
+
+// Keras's semantics on tfjs-layers' prototypes, wherever tfjs-layers is used through xfer:
+// trainable flags and weights, frozen BatchNormalization, no gradient work for frozen layers.
+import './freezing.js';
+import './batchnorm.js';
+import './lazy-gradients.js';

@@ -1,1 +1,21 @@
-export {};
+export { type ArrayBatchesOptions, arrayBatches } from './array-batches.js';
+export { Callback, type CallbackParams, type Logs } from './callback.js';
+export { type CompileOptions, compile, type LossOrMetricFn } from './compile.js';
+export { CSVLogger, type CSVLoggerOptions } from './csv-logger.js';
+export { EarlyStopping, type EarlyStoppingOptions } from './early-stopping.js';
+export { type EvaluateOptions, evaluate } from './evaluate.js';
+export { type FitOptions, fit } from './fit.js';
+export { History } from './history.js';
+export { ModelCheckpoint, type ModelCheckpointOptions } from './model-checkpoint.js';
+export { MonitorCallback, type MonitorMode, type MonitorOptions } from './monitor-callback.js';
+export { Adam, getLearningRate, RMSprop, SGD, setLearningRate } from './optimizers.js';
+export { type PredictOptions, predict } from './predict.js';
+export {
+  type ImagePrediction,
+  type PredictImageOptions,
+  type PreprocessFn,
+  predictImage,
+} from './predict-image.js';
+export { ProgbarLogger, type ProgbarLoggerOptions } from './progbar-logger.js';
+export { ReduceLROnPlateau, type ReduceLROnPlateauOptions } from './reduce-lr-on-plateau.js';
+export { TerminateOnNaN, type TerminateOnNaNOptions } from './terminate-on-nan.js';

@@ -1,0 +1,419 @@
+/**
+ * Keras's `DirectoryIterator` (what `flow_from_directory` returns) as a `BatchSource`: Keras's
+ * attributes and order, batches decoded concurrently (sharp decodes on libuv's thread pool).
+ *
+ * Randomness: the order comes from a `Random` seeded with `seed` and is reshuffled by each
+ * `onEpochEnd()`; the augmentation of batch i in epoch e is drawn from a generator seeded by
+ * (seed, e, i). So `getBatch(i)` returns the same batch however often and in whatever order it is
+ * called within an epoch (safe for prefetching), and a seed reproduces a whole run. Keras instead
+ * reseeds numpy with seed + batches seen, which depends on the call sequence.
+ */
+import * as path from 'node:path';
+import { initBackend } from '../engine/backend.js';
+import * as tf from '../engine/tf.js';
+import { describeValue, invalidParameterError, unknownNameError, XferError } from '../errors.js';
+import { info, warn } from '../util/log.js';
+import { Random } from '../util/random.js';
+import { checkBoolean, checkOneOf, checkPositiveInteger } from '../util/validate.js';
+import type { ImageDataGenerator, TransformParams } from './generator.js';
+import {
+  COLOR_MODES,
+  type ColorMode,
+  checkTargetSize,
+  type Img,
+  INTERPOLATIONS,
+  type Interpolation,
+  loadImageFile,
+  type ResolvedLoadOptions,
+} from './image.js';
+import { type SkippedFile, scanDirectory } from './scan.js';
+import type { Batch, BatchSource } from './source.js';
+
+export const CLASS_MODES = ['categorical', 'binary', 'sparse', 'input'] as const;
+/** Labels per batch: one-hot, 0/1, class index, the images themselves, or none (null). */
+export type ClassMode = (typeof CLASS_MODES)[number] | null;
+
+export interface FlowFromDirectoryOptions {
+  /** [height, width] every image is resized to. Default [256, 256]. */
+  targetSize?: [number, number];
+  /** 'rgb' (3 channels), 'grayscale' (1), 'rgba' (4). Default 'rgb'. */
+  colorMode?: ColorMode;
+  /** Class sub-folders to use, in label order. Default: every sub-folder, sorted. */
+  classes?: string[];
+  /** 'categorical' (one-hot), 'binary' (0/1), 'sparse' (index), 'input' (x), null (no y). Default 'categorical'. */
+  classMode?: ClassMode;
+  /** Images per batch; the last batch of an epoch may be smaller. Default 32. */
+  batchSize?: number;
+  /** Shuffle the order every epoch; false keeps Keras's file order. Default true. */
+  shuffle?: boolean;
+  /** Seed for the order and the augmentation; default: a random one. */
+  seed?: number;
+  /** Resampling filter for resizing (PIL's). Default 'nearest'. */
+  interpolation?: Interpolation;
+  /** Centre-crop to the target aspect ratio before resizing. Default false. */
+  keepAspectRatio?: boolean;
+  /** Follow symbolic links to folders inside class folders. Default false. */
+  followLinks?: boolean;
+}
+
+const OPTION_NAMES = [
+  'targetSize',
+  'colorMode',
+  'classes',
+  'classMode',
+  'batchSize',
+  'shuffle',
+  'seed',
+  'interpolation',
+  'keepAspectRatio',
+  'followLinks',
+];
+
+/** Folds (seed, epoch, batch) into one 32-bit seed with murmur3's finalizer. */
+function batchSeed(seed: number, epoch: number, index: number): number {
+  let h = seed ^ Math.imul(epoch + 1, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** How many skipped files a warning names before summarizing. */
+const WARN_LIST_LIMIT = 20;
+
+export class DirectoryIterator implements BatchSource {
+  readonly directory: string;
+  readonly generator: ImageDataGenerator;
+  /** Number of images (Keras's `samples`, also `n`). */
+  readonly samples: number;
+  readonly batchSize: number;
+  /** Class name -> label index. */
+  readonly classIndices: Record<string, number>;
+  readonly numClasses: number;
+  /** Paths relative to `directory`, e.g. 'cats/cat.1.jpg', grouped by class in label order. */
+  readonly filenames: readonly string[];
+  /** The label of each entry of `filenames`. */
+  readonly classes: Int32Array;
+  readonly classMode: ClassMode;
+  readonly targetSize: [number, number];
+  readonly colorMode: ColorMode;
+  readonly interpolation: Interpolation;
+  /** [height, width, channels] of each image in a batch. */
+  readonly imageShape: [number, number, number];
+  readonly shuffle: boolean;
+  /** The seed in use: the given one (as an unsigned 32-bit value) or the random one drawn. */
+  readonly seed: number;
+  /** Images left out: unreadable at scan time, or failing to decode later. */
+  readonly skipped: SkippedFile[];
+  /** Position of the async iterator within the epoch. */
+  batchIndex = 0;
+  private epoch = 0;
+  private order: Int32Array;
+  private readonly shuffleRandom: Random;
+  private readonly loadOptions: ResolvedLoadOptions;
+  /** Per class, [first, end) indices into `filenames`. */
+  private readonly classRanges: [number, number][];
+  /** Sample index -> the index actually loaded in its place, for files that failed to decode. */
+  private readonly substitutes = new Map<number, number>();
+  private readonly broken = new Set<number>();
+
+  private constructor(
+    directory: string,
+    generator: ImageDataGenerator,
+    options: Required<Omit<FlowFromDirectoryOptions, 'classes' | 'seed'>> & { seed: number },
+    scan: Awaited<ReturnType<typeof scanDirectory>>,
+  ) {
+    this.directory = directory;
+    this.generator = generator;
+    this.filenames = scan.filenames;
+    this.classes = scan.classes;
+    this.samples = scan.filenames.length;
+    this.skipped = scan.skipped;
+    this.numClasses = scan.classNames.length;
+    this.classIndices = Object.fromEntries(scan.classNames.map((name, i) => [name, i]));
+    this.classRanges = scan.classNames.map(() => [0, 0]);
+    for (let i = this.samples - 1; i >= 0; i--) this.classRanges[this.classes[i]!]![0] = i;
+    for (let i = 0; i < this.samples; i++) this.classRanges[this.classes[i]!]![1] = i + 1;
+    this.classMode = options.classMode;
+    this.batchSize = options.batchSize;
+    this.targetSize = options.targetSize;
+    this.colorMode = options.colorMode;
+    this.interpolation = options.interpolation;
+    const channels = options.colorMode === 'rgb' ? 3 : options.colorMode === 'rgba' ? 4 : 1;
+    this.imageShape = [options.targetSize[0], options.targetSize[1], channels];
+    this.shuffle = options.shuffle;
+    this.seed = options.seed;
+    this.loadOptions = {
+      targetSize: options.targetSize,
+      colorMode: options.colorMode,
+      interpolation: options.interpolation,
+      keepAspectRatio: options.keepAspectRatio,
+    };
+    this.shuffleRandom = new Random(options.seed);
+    this.order = this.newOrder();
+  }
+
+  /** Checks the options, scans the tree, prints Keras's "Found ..." line. Use `flowFromDirectory`. */
+  static async create(
+    directory: string,
+    generator: ImageDataGenerator,
+    options: FlowFromDirectoryOptions = {},
+  ): Promise<DirectoryIterator> {
+    if (typeof directory !== 'string' || directory === '') {
+      throw invalidParameterError('directory', 'non-empty string', directory);
+    }
+    if (options === null || typeof options !== 'object') {
+      throw invalidParameterError('options', 'an options object', options);
+    }
+    for (const key of Object.keys(options)) {
+      if (!OPTION_NAMES.includes(key)) {
+        throw unknownNameError('flowFromDirectory option', key, OPTION_NAMES);
+      }
+    }
+    const classMode =
+      options.classMode === null
+        ? null
+        : checkOneOf('classMode', options.classMode ?? 'categorical', CLASS_MODES);
+    const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
+    if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) {
+      throw invalidParameterError('seed', 'integer', seed);
+    }
+    const resolved = {
+      targetSize: checkTargetSize('targetSize', options.targetSize ?? [256, 256]),
+      colorMode: checkOneOf('colorMode', options.colorMode ?? 'rgb', COLOR_MODES),
+      classMode,
+      batchSize: checkPositiveInteger('batchSize', options.batchSize ?? 32),
+      shuffle: checkBoolean('shuffle', options.shuffle ?? true),
+      seed: seed >>> 0,
+      interpolation: checkOneOf(
+        'interpolation',
+        options.interpolation ?? 'nearest',
+        INTERPOLATIONS,
+      ),
+      keepAspectRatio: checkBoolean('keepAspectRatio', options.keepAspectRatio ?? false),
+      followLinks: checkBoolean('followLinks', options.followLinks ?? false),
+    };
+    await initBackend();
+    const scan = await scanDirectory(directory, {
+      classes: options.classes,
+      followLinks: resolved.followLinks,
+    });
+    if (classMode === 'binary' && scan.classNames.length > 2) {
+      throw new XferError(
+        'INVALID_ARGUMENT',
+        `classMode 'binary' needs at most 2 classes but ${describeValue(directory)} has ${scan.classNames.length}: ${scan.classNames.join(', ')}. Use classMode 'categorical' (or 'sparse'), or pass classes: [two names].`,
+        { directory, classes: scan.classNames },
+      );
+    }
+    if (scan.skipped.length > 0) warnSkipped(directory, scan.skipped);
+    info(`Found ${scan.filenames.length} images belonging to ${scan.classNames.length} classes.`);
+    return new DirectoryIterator(directory, generator, resolved, scan);
+  }
+
+  /** Batches per epoch: ceil(samples / batchSize). */
+  get length(): number {
+    return Math.ceil(this.samples / this.batchSize);
+  }
+
+  /** Keras's `n`. */
+  get n(): number {
+    return this.samples;
+  }
+
+  /** Full paths of `filenames`. */
+  get filepaths(): string[] {
+    return this.filenames.map((f) => path.join(this.directory, f));
+  }
+
+  /** The sample order of the current epoch. */
+  get indexArray(): Int32Array {
+    return this.order.slice();
+  }
+
+  private newOrder(): Int32Array {
+    const order = Array.from({ length: this.samples }, (_, i) => i);
+    if (this.shuffle) this.shuffleRandom.shuffle(order);
+    return Int32Array.from(order);
+  }
+
+  /**
+   * Batch `index` of this epoch: x float32 [b, height, width, channels], augmented (when the
+   * generator augments) and standardized; y per `classMode`. The caller disposes both tensors.
+   * @example
+   * const { x, y } = await iterator.getBatch(0);
+   */
+  async getBatch(index: number): Promise<Batch> {
+    if (
+      typeof index !== 'number' ||
+      !Number.isInteger(index) ||
+      index < 0 ||
+      index >= this.length
+    ) {
+      throw invalidParameterError(
+        'index',
+        `integer batch index in [0, ${this.length}) (the iterator has ${this.length} batches)`,
+        index,
+      );
+    }
+    await initBackend();
+    const ids = this.order.subarray(
+      index * this.batchSize,
+      Math.min((index + 1) * this.batchSize, this.samples),
+    );
+    const gen = this.generator;
+    let params: TransformParams[] | null = null;
+    if (gen.augments) {
+      const rng = new Random(batchSeed(this.seed, this.epoch, index));
+      params = Array.from(ids, () => gen.drawTransform(this.imageShape, rng));
+    }
+    const images = await Promise.all(Array.from(ids, (id) => this.loadSample(id)));
+    const [height, width, channels] = this.imageShape;
+    const size = height * width * channels;
+    const batch = new Float32Array(ids.length * size);
+    images.forEach((img, k) => {
+      // Typed-array set converts bytes to floats natively, much faster than Float32Array.from.
+      batch.set(img.data, k * size);
+      if (params) {
+        const pixels = batch.subarray(k * size, (k + 1) * size);
+        const out = gen.transformPixels(pixels, height, width, channels, params[k]!);
+        if (out !== pixels) batch.set(out, k * size);
+      }
+    });
+    const shape: [number, number, number, number] = [ids.length, height, width, channels];
+    let x: tf.Tensor4D;
+    if (gen.preprocessingFunction) {
+      x = tf.tidy(
+        () =>
+          tf.stack(
+            images.map((_, k) =>
+              gen.standardize(
+                tf.tensor3d(batch.subarray(k * size, (k + 1) * size), [height, width, channels]),
+              ),
+            ),
+          ) as tf.Tensor4D,
+      );
+    } else {
+      if (gen.rescale !== null) {
+        const r = Math.fround(gen.rescale);
+        for (let i = 0; i < batch.length; i++) batch[i] = batch[i]! * r;
+      }
+      x = tf.tensor4d(batch, shape, 'float32');
+    }
+    if (gen.dtype === 'int32') {
+      const cast = tf.cast(x, 'int32');
+      x.dispose();
+      x = cast;
+    }
+    return { x, y: this.labels(ids, x) };
+  }
+
+  private labels(ids: Int32Array, x: tf.Tensor4D): tf.Tensor | null {
+    const dtype = this.generator.dtype;
+    switch (this.classMode) {
+      case null:
+        return null;
+      case 'input':
+        return tf.clone(x);
+      case 'categorical': {
+        const y = new Float32Array(ids.length * this.numClasses);
+        ids.forEach((id, k) => {
+          y[k * this.numClasses + this.classes[id]!] = 1;
+        });
+        return tf.tensor2d(y, [ids.length, this.numClasses], dtype);
+      }
+      default:
+        return tf.tensor1d(
+          Float32Array.from(ids, (id) => this.classes[id]!),
+          dtype,
+        );
+    }
+  }
+
+  /**
+   * Loads sample `id`. A file that fails to decode (damaged mid-file, deleted since the scan) is
+   * replaced, for good, by the next readable file of the same class in `filenames` order, with a
+   * warning naming it: training goes on and the label stays right.
+   */
+  private async loadSample(id: number): Promise<Img> {
+    let candidate = this.substitutes.get(id) ?? id;
+    for (;;) {
+      const file = path.join(this.directory, this.filenames[candidate]!);
+      try {
+        return await loadImageFile(file, this.loadOptions);
+      } catch (error) {
+        if (
+          !(error instanceof XferError) ||
+          (error.code !== 'CORRUPT_FILE' && error.code !== 'NOT_FOUND')
+        )
+          throw error;
+        if (!this.broken.has(candidate)) {
+          this.broken.add(candidate);
+          this.skipped.push({ filename: this.filenames[candidate]!, reason: error.message });
+        }
+        const next = this.nextReadable(candidate);
+        if (next < 0) {
+          const className = Object.keys(this.classIndices)[this.classes[id]!];
+          throw new XferError(
+            'NO_DATA',
+            `every image of class ${describeValue(className)} in ${describeValue(this.directory)} failed to decode; last: ${error.message}`,
+            {
+              directory: this.directory,
+              class: className,
+            },
+          );
+        }
+        warn(
+          `${error.message} Using ${describeValue(this.filenames[next])} (same class) in its place from now on.`,
+        );
+        this.substitutes.set(id, next);
+        candidate = next;
+      }
+    }
+  }
+
+  /** The next index of the same class after `index`, cyclically, not known to be broken; -1 if none. */
+  private nextReadable(index: number): number {
+    const [first, end] = this.classRanges[this.classes[index]!]!;
+    for (let step = 1; step < end - first; step++) {
+      const candidate = first + ((index - first + step) % (end - first));
+      if (!this.broken.has(candidate)) return candidate;
+    }
+    return -1;
+  }
+
+  /** Reshuffles (when `shuffle`) and moves to the next epoch's augmentation draws. */
+  onEpochEnd(): void {
+    this.epoch++;
+    if (this.shuffle) this.order = this.newOrder();
+  }
+
+  /** Restarts the async iteration at the first batch of the epoch (Keras's `reset`). */
+  reset(): void {
+    this.batchIndex = 0;
+  }
+
+  /**
+   * The remaining batches of the current epoch, from `batchIndex`; ends with `reset()`. Call
+   * `onEpochEnd()` between epochs to reshuffle.
+   * @example
+   * for await (const { x, y } of iterator) { ...; tf.dispose([x, y]); }
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Batch, void, undefined> {
+    while (this.batchIndex < this.length) {
+      const index = this.batchIndex++;
+      yield await this.getBatch(index);
+    }
+    this.reset();
+  }
+}
+
+/** One warning for all files skipped at scan time: each named, with the count. */
+function warnSkipped(directory: string, skipped: SkippedFile[]): void {
+  const listed = skipped.slice(0, WARN_LIST_LIMIT).map((s) => `  ${s.filename}: ${s.reason}`);
+  const more =
+    skipped.length > WARN_LIST_LIMIT
+      ? [`  ... and ${skipped.length - WARN_LIST_LIMIT} more (see iterator.skipped)`]
+      : [];
+  warn(
+    `skipped ${skipped.length} unreadable image file(s) in ${describeValue(directory)}:\n${[...listed, ...more].join('\n')}`,
+  );
+}

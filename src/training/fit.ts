@@ -1,0 +1,166 @@
+/**
+ * Keras's `model.fit` over a `BatchSource` (or tensors): epochs of optimizer steps, validation at
+ * each epoch's end, callbacks around every epoch and batch, and a `History` back.
+ */
+import type { BatchSource } from '../data/source.js';
+import { initBackend } from '../engine/backend.js';
+import * as tf from '../engine/tf.js';
+import { invalidParameterError, XferError } from '../errors.js';
+import { checkPositiveInteger } from '../util/validate.js';
+import { type Cursor, isBatchSource, pumpBatches, toBatchSource } from './batches.js';
+import { type Callback, CallbackList, checkCallbacks, type Logs } from './callback.js';
+import { checkLayersModel, compiledModel } from './compile.js';
+import { evaluateLoop } from './evaluate.js';
+import { History } from './history.js';
+import { checkVerbose, ProgbarLogger } from './progbar-logger.js';
+import { MeanTracker, trainableVariables, trainStep } from './steps.js';
+
+export interface FitOptions {
+  /** Train until this epoch: epochs `initialEpoch` … `epochs - 1` run. Default 1. */
+  epochs?: number;
+  /** The epoch to start from, to resume a run (logs and checkpoints count from it). Default 0. */
+  initialEpoch?: number;
+  /**
+   * Batches per epoch. Default: the source's length. Fewer continues the next epoch where this
+   * one stopped; more cycles the source (Keras's `steps_per_epoch`).
+   */
+  stepsPerEpoch?: number;
+  /**
+   * Data to evaluate at the end of each epoch (adds `val_loss`, `val_accuracy`... to logs): a
+   * BatchSource, or `[x, y]` tensors. Default none.
+   */
+  validationData?: BatchSource | [tf.Tensor, tf.Tensor] | { x: tf.Tensor; y: tf.Tensor };
+  /** Validation batches per epoch, from the start of the source each time. Default: all. */
+  validationSteps?: number;
+  /** Callbacks (EarlyStopping, ModelCheckpoint, ...). Default none. */
+  callbacks?: Callback[];
+  /** 0 silent, 1 a progress bar per epoch, 2 one line per epoch. Default 1. */
+  verbose?: 0 | 1 | 2;
+  /** Rows per batch when the data are tensors (also for `[x, y]` validation). Default 32. */
+  batchSize?: number;
+  /** Reshuffle tensor rows every epoch. Tensors only. Default true (Keras's). */
+  shuffle?: boolean;
+  /** Seed of the tensor shuffle. Tensors only. Default random. */
+  seed?: number;
+}
+
+const running = new WeakSet<tf.LayersModel>();
+
+function checkNonNegativeInteger(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+    throw invalidParameterError(name, 'non-negative integer', value);
+  }
+  return value;
+}
+
+function validationSource(
+  data: FitOptions['validationData'],
+  batchSize: number | undefined,
+): BatchSource {
+  if (Array.isArray(data)) {
+    const [x, y] = data;
+    if (data.length !== 2 || !(x instanceof tf.Tensor) || !(y instanceof tf.Tensor)) {
+      throw invalidParameterError('validationData', '[x, y] tensors or a BatchSource', data);
+    }
+    return toBatchSource({ x, y }, 'validationData', { batchSize: batchSize ?? 32 });
+  }
+  return toBatchSource(
+    data,
+    'validationData',
+    isBatchSource(data) ? {} : { batchSize: batchSize ?? 32 },
+  );
+}
+
+/**
+ * Trains a compiled model.
+ * @example
+ * compile(model, { optimizer: Adam(1e-3), loss: 'binary_crossentropy', metrics: ['accuracy'] });
+ * const history = await fit(model, trainIter, {
+ *   epochs: 10,
+ *   validationData: valIter,
+ *   callbacks: [new ModelCheckpoint('best.weights.h5', { saveBestOnly: true, saveWeightsOnly: true }),
+ *               new EarlyStopping({ patience: 10 })],
+ * });
+ * history.history.val_accuracy; // one value per epoch
+ */
+export async function fit(
+  model: tf.LayersModel,
+  data: BatchSource | { x: tf.Tensor; y: tf.Tensor },
+  options: FitOptions = {},
+): Promise<History> {
+  await initBackend();
+  checkLayersModel(model);
+  const info = compiledModel(model);
+  const epochs = checkPositiveInteger('epochs', options.epochs ?? 1);
+  const initialEpoch = checkNonNegativeInteger('initialEpoch', options.initialEpoch ?? 0);
+  const verbose = checkVerbose(options.verbose ?? 1);
+  const source = toBatchSource(data, 'data', {
+    batchSize: options.batchSize,
+    shuffle: options.shuffle,
+    seed: options.seed,
+  });
+  const isTensors = !isBatchSource(data);
+  const steps =
+    options.stepsPerEpoch === undefined
+      ? source.length
+      : checkPositiveInteger('stepsPerEpoch', options.stepsPerEpoch);
+  const validation =
+    options.validationData === undefined
+      ? undefined
+      : validationSource(options.validationData, isTensors ? options.batchSize : undefined);
+  const validationSteps =
+    options.validationSteps === undefined
+      ? validation?.length
+      : checkPositiveInteger('validationSteps', options.validationSteps);
+
+  const history = new History();
+  const callbacks = [...checkCallbacks(options.callbacks), history];
+  if (verbose > 0 && !callbacks.some((c) => c instanceof ProgbarLogger))
+    callbacks.push(new ProgbarLogger());
+  const list = new CallbackList(callbacks);
+  list.setModel(model);
+  list.setParams({ epochs, steps, verbose });
+
+  if (running.has(model)) {
+    throw new XferError(
+      'INVALID_ARGUMENT',
+      `fit is already running on model '${model.name}'; await the first fit before starting another.`,
+    );
+  }
+  running.add(model);
+  try {
+    const variables = trainableVariables(model);
+    const names = ['loss', ...info.metrics.map((m) => m.name)];
+    const cursor: Cursor = { position: 0 };
+    model.stopTraining = false;
+    await list.call('onTrainBegin');
+    let epochLogs: Logs = {};
+    for (let epoch = initialEpoch; epoch < epochs; epoch++) {
+      await list.call('onEpochBegin', epoch);
+      const tracker = new MeanTracker(names);
+      await pumpBatches(source, cursor, steps, true, async (batch, step) => {
+        await list.call('onTrainBatchBegin', step);
+        tracker.update(
+          await trainStep(model, info, variables, batch.x, batch.y!),
+          batch.x.shape[0]!,
+        );
+        await list.call('onTrainBatchEnd', step, tracker.result());
+        // Keras stops mid-epoch too (TerminateOnNaN); the epoch still ends normally.
+        return !model.stopTraining;
+      });
+      epochLogs = tracker.result();
+      if (validation) {
+        Object.assign(
+          epochLogs,
+          await evaluateLoop(model, info, validation, validationSteps!, list, 'val_'),
+        );
+      }
+      await list.call('onEpochEnd', epoch, epochLogs);
+      if (model.stopTraining) break;
+    }
+    await list.call('onTrainEnd', epochLogs);
+    return history;
+  } finally {
+    running.delete(model);
+  }
+}

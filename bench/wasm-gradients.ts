@@ -43,9 +43,30 @@ const LAYERS: Layer[] = [
     depthwise: false,
     cpuBatch: Number(args['cpu-batch-vgg']),
   },
-  { name: 'MobileNetV2 block_13 dw', x: [14, 14, 576], filter: [3, 3, 576, 1], stride: 1, depthwise: true, cpuBatch: BATCH },
-  { name: 'MobileNetV2 block_6 dw', x: [28, 28, 192], filter: [3, 3, 192, 1], stride: 2, depthwise: true, cpuBatch: BATCH },
-  { name: 'MobileNetV2 block_1 dw', x: [112, 112, 96], filter: [3, 3, 96, 1], stride: 2, depthwise: true, cpuBatch: BATCH },
+  {
+    name: 'MobileNetV2 block_13 dw',
+    x: [14, 14, 576],
+    filter: [3, 3, 576, 1],
+    stride: 1,
+    depthwise: true,
+    cpuBatch: BATCH,
+  },
+  {
+    name: 'MobileNetV2 block_6 dw',
+    x: [28, 28, 192],
+    filter: [3, 3, 192, 1],
+    stride: 2,
+    depthwise: true,
+    cpuBatch: BATCH,
+  },
+  {
+    name: 'MobileNetV2 block_1 dw',
+    x: [112, 112, 96],
+    filter: [3, 3, 96, 1],
+    stride: 2,
+    depthwise: true,
+    cpuBatch: BATCH,
+  },
 ];
 
 type Run = (t: { x: tf.Tensor; dy: tf.Tensor; filter: tf.Tensor }) => tf.TensorInfo;
@@ -53,20 +74,33 @@ type Run = (t: { x: tf.Tensor; dy: tf.Tensor; filter: tf.Tensor }) => tf.TensorI
 function kernelsOf(layer: Layer, batch: number): Array<[string, Run]> {
   const inputShape = [batch, ...layer.x];
   const common = { strides: layer.stride, pad: 'same' };
-  const run = (name: string, inputs: (t: Parameters<Run>[0]) => tf.NamedTensorMap, attrs: object): Run => {
+  const run = (
+    name: string,
+    inputs: (t: Parameters<Run>[0]) => tf.NamedTensorMap,
+    attrs: object,
+  ): Run => {
     return (t) => tf.engine().runKernel(name, inputs(t), attrs as tf.NamedAttrMap) as tf.Tensor;
   };
   if (layer.depthwise) {
     const attrs = { ...common, dilations: 1 };
     return [
-      ['DepthwiseConv2dNative (forward)', run('DepthwiseConv2dNative', (t) => ({ x: t.x, filter: t.filter }), attrs)],
+      [
+        'DepthwiseConv2dNative (forward)',
+        run('DepthwiseConv2dNative', (t) => ({ x: t.x, filter: t.filter }), attrs),
+      ],
       [
         'DepthwiseConv2dNativeBackpropFilter',
-        run('DepthwiseConv2dNativeBackpropFilter', (t) => ({ x: t.x, dy: t.dy }), { ...attrs, filterShape: layer.filter }),
+        run('DepthwiseConv2dNativeBackpropFilter', (t) => ({ x: t.x, dy: t.dy }), {
+          ...attrs,
+          filterShape: layer.filter,
+        }),
       ],
       [
         'DepthwiseConv2dNativeBackpropInput',
-        run('DepthwiseConv2dNativeBackpropInput', (t) => ({ dy: t.dy, filter: t.filter }), { ...attrs, inputShape }),
+        run('DepthwiseConv2dNativeBackpropInput', (t) => ({ dy: t.dy, filter: t.filter }), {
+          ...attrs,
+          inputShape,
+        }),
       ],
     ];
   }
@@ -75,9 +109,15 @@ function kernelsOf(layer: Layer, batch: number): Array<[string, Run]> {
     ['Conv2D (forward)', run('Conv2D', (t) => ({ x: t.x, filter: t.filter }), attrs)],
     [
       'Conv2DBackpropFilter',
-      run('Conv2DBackpropFilter', (t) => ({ x: t.x, dy: t.dy }), { ...attrs, filterShape: layer.filter }),
+      run('Conv2DBackpropFilter', (t) => ({ x: t.x, dy: t.dy }), {
+        ...attrs,
+        filterShape: layer.filter,
+      }),
     ],
-    ['Conv2DBackpropInput', run('Conv2DBackpropInput', (t) => ({ dy: t.dy, filter: t.filter }), { ...attrs, inputShape })],
+    [
+      'Conv2DBackpropInput',
+      run('Conv2DBackpropInput', (t) => ({ dy: t.dy, filter: t.filter }), { ...attrs, inputShape }),
+    ],
   ];
 }
 
@@ -87,21 +127,32 @@ function upstreamConv2DBackpropInput(layer: Layer, batch: number): Run | undefin
   if (config === undefined) return undefined;
   const backend = tf.engine().backend;
   config.setupFunc?.(backend);
-  const attrs = { strides: layer.stride, pad: 'same', dataFormat: 'NHWC', inputShape: [batch, ...layer.x] };
+  const attrs = {
+    strides: layer.stride,
+    pad: 'same',
+    dataFormat: 'NHWC',
+    inputShape: [batch, ...layer.x],
+  };
   return (t) => {
-    const out = config.kernelFunc({ inputs: { dy: t.dy, filter: t.filter }, attrs, backend }) as tf.TensorInfo;
+    const out = config.kernelFunc({
+      inputs: { dy: t.dy, filter: t.filter },
+      attrs,
+      backend,
+    }) as tf.TensorInfo;
     return out;
   };
 }
 
-/** Best wall-clock milliseconds of `reps` calls, after one warm-up call. */
+/**
+ * Best wall-clock milliseconds of `reps` calls, after one warm-up call. Both backends compute
+ * synchronously inside the call, so reading the result back (a copy) is left out.
+ */
 async function time(run: Run, inputs: Parameters<Run>[0], reps: number): Promise<number> {
   const backend = tf.engine().backend;
   let best = Number.POSITIVE_INFINITY;
   for (let i = 0; i <= reps; i++) {
     const start = performance.now();
     const out = run(inputs);
-    await backend.read(out.dataId);
     const elapsed = performance.now() - start;
     if (out instanceof tf.Tensor) out.dispose();
     else backend.disposeData(out.dataId);
@@ -143,7 +194,12 @@ async function main(): Promise<void> {
     const wasmKernels = kernelsOf(layer, BATCH);
     const layerRows: Row[] = [];
     for (const [kernel, run] of wasmKernels) {
-      layerRows.push({ layer: layer.name, kernel, wasm: await time(run, wasmInputs, REPS), cpuBatch: layer.cpuBatch });
+      layerRows.push({
+        layer: layer.name,
+        kernel,
+        wasm: await time(run, wasmInputs, REPS),
+        cpuBatch: layer.cpuBatch,
+      });
       process.stderr.write('.');
     }
     const upstream = layer.depthwise ? undefined : upstreamConv2DBackpropInput(layer, BATCH);
@@ -168,7 +224,8 @@ async function main(): Promise<void> {
 }
 
 function printTable(rows: Row[]): void {
-  const perImage = (ms: number | undefined, batch: number) => (ms === undefined ? '—' : (ms / batch).toFixed(1));
+  const perImage = (ms: number | undefined, batch: number) =>
+    ms === undefined ? '—' : (ms / batch).toFixed(1);
   const header = [
     'layer',
     'kernel',

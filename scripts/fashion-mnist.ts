@@ -90,18 +90,32 @@ export function imageAt(split: FashionMnistSplit, index: number): Uint8Array {
   return split.images.subarray(index * size, (index + 1) * size);
 }
 
-/** A class name as a folder name: 'T-shirt/top' → 't_shirt_top', 'Ankle boot' → 'ankle_boot'. */
+/** Folder names for the ten labels, in label order: short, lowercase, no slash. */
+export const FASHION_MNIST_FOLDERS = [
+  't_shirt',
+  'trouser',
+  'pullover',
+  'dress',
+  'coat',
+  'sandal',
+  'shirt',
+  'sneaker',
+  'bag',
+  'ankle_boot',
+] as const;
+
+/** The folder name of a label ('t_shirt' for 'T-shirt/top'). */
 export function folderOf(label: number): string {
-  const name = FASHION_MNIST_CLASSES[label];
+  const name = FASHION_MNIST_FOLDERS[label];
   if (name === undefined) throw new Error(`Fashion-MNIST has no label ${label}`);
-  return name.toLowerCase().replace(/[^a-z0-9]+/g, '_');
+  return name;
 }
 
-/** The label of a folder name made by {@link folderOf}. */
+/** The label of a folder name from {@link FASHION_MNIST_FOLDERS}. */
 export function labelOfFolder(folder: string): number {
-  const label = FASHION_MNIST_CLASSES.findIndex((_, i) => folderOf(i) === folder);
+  const label = (FASHION_MNIST_FOLDERS as readonly string[]).indexOf(folder);
   if (label < 0) {
-    const known = FASHION_MNIST_CLASSES.map((_, i) => folderOf(i)).join(', ');
+    const known = FASHION_MNIST_FOLDERS.join(', ');
     throw new Error(`'${folder}' is not a Fashion-MNIST class folder; known: ${known}`);
   }
   return label;

@@ -35,8 +35,16 @@ async function runKernel(
   const out = tf.engine().runKernel(kernelName, tensors, attrs as tf.NamedAttrMap) as tf.Tensor;
   const result = { shape: out.shape, values: (await out.data()) as Float32Array };
   out.dispose();
-  assert.equal(tf.memory().numTensors, tensorsBefore, `${kernelName} on ${backend} leaked a tensor`);
-  assert.equal(tf.engine().backend.numDataIds(), dataIdsBefore, `${kernelName} on ${backend} leaked data`);
+  assert.equal(
+    tf.memory().numTensors,
+    tensorsBefore,
+    `${kernelName} on ${backend} leaked a tensor`,
+  );
+  assert.equal(
+    tf.engine().backend.numDataIds(),
+    dataIdsBefore,
+    `${kernelName} on ${backend} leaked data`,
+  );
   tf.dispose(Object.values(tensors));
   return result;
 }
@@ -54,7 +62,14 @@ function assertClose(actual: Data, expected: Data, what: string): void {
   assert.ok(scale > 0.5 || expected.values.some((v) => v !== 0), `${what}: degenerate reference`);
 }
 
-function outShape(xShape: number[], filterShape: number[], s: number, pad: Pad, d: number, depthwise: boolean) {
+function outShape(
+  xShape: number[],
+  filterShape: number[],
+  s: number,
+  pad: Pad,
+  d: number,
+  depthwise: boolean,
+) {
   return tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],
@@ -97,7 +112,15 @@ const X_SHAPE = [2, 7, 9, 3];
 const PADS: Array<[string, Pad]> = [
   ['same', 'same'],
   ['valid', 'valid'],
-  ['explicit', [[0, 0], [1, 2], [0, 1], [0, 0]]],
+  [
+    'explicit',
+    [
+      [0, 0],
+      [1, 2],
+      [0, 1],
+      [0, 0],
+    ],
+  ],
 ];
 const CASES = [1, 2].flatMap((stride) => PADS.map(([padName, pad]) => ({ stride, padName, pad })));
 
@@ -324,7 +347,12 @@ describe('training a conv model on wasm', () => {
     const x = randomData([8, 9, 11, 3], 30);
     const y = randomData([8, 3], 31);
     const [xt, yt] = [tf.tensor(x.values, x.shape), tf.tensor(y.values, y.shape)];
-    const history = await model.fit(xt, yt, { epochs: 15, batchSize: 4, shuffle: false, verbose: 0 });
+    const history = await model.fit(xt, yt, {
+      epochs: 15,
+      batchSize: 4,
+      shuffle: false,
+      verbose: 0,
+    });
     const losses = history.history.loss as number[];
     assert.ok(losses.every(Number.isFinite));
     assert.ok(losses.at(-1)! < 0.8 * losses[0]!, `loss went ${losses[0]} → ${losses.at(-1)}`);

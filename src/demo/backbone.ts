@@ -25,16 +25,17 @@ export const DEMO_DATA_DIR = path.join(DEMO_ASSETS_DIR, 'data');
 export const DEMO_BACKBONE_DIR = path.join(DEMO_ASSETS_DIR, 'backbone');
 
 /**
- * The demo's two classes, in the alphabetical order of their folders (the label index that
- * `flowFromDirectory` gives them): 0 = coat, 1 = pullover.
+ * The demo's two classes (Fashion-MNIST's 'Pullover' and 'T-shirt/top'), in the alphabetical
+ * order of their folders, which is the label index `flowFromDirectory` gives them:
+ * 0 = pullover, 1 = t_shirt.
  */
-export const DEMO_CLASSES = ['coat', 'pullover'] as const;
+export const DEMO_CLASSES = ['pullover', 't_shirt'] as const;
 
 /** The eight Fashion-MNIST classes the backbone was pretrained on, in its output order. */
 export const DEMO_PRETRAIN_CLASSES = [
-  'T-shirt/top',
   'Trouser',
   'Dress',
+  'Coat',
   'Sandal',
   'Shirt',
   'Sneaker',

@@ -28,53 +28,7 @@ import {
 // The backend's own kernels must be registered first, so that ours can replace one of them.
 import '@tensorflow/tfjs-backend-wasm';
 import { fitAxis, WasmKernelOps } from './wasm-kernel-ops.js';
-
-type Padding = Array<[number, number]>;
-
-/** Inserts `sh − 1` zero rows and `sw − 1` zero columns after every element of NHWC `dy`. */
-function spread(ops: WasmKernelOps, dy: TensorInfo, sh: number, sw: number): TensorInfo {
-  if (sh === 1 && sw === 1) return dy;
-  const [B, oh, ow, C] = dy.shape as [number, number, number, number];
-  const padded = ops.pad(ops.reshape(dy, [B * oh, 1, ow, 1, C]), [
-    [0, 0],
-    [0, sh - 1],
-    [0, 0],
-    [0, sw - 1],
-    [0, 0],
-  ]);
-  return ops.reshape(padded, [B, oh * sh, ow * sw, C]);
-}
-
-/**
- * Crops and pads the spread dy so that a stride-1 convolution with a filter of `fh × fw` taps
- * dilated by `dh × dw` yields exactly `H × W` outputs, where output y reads spread row
- * y + k − ((fh − 1)·dh − padTop).
- */
-function transposedConvWindow(
-  ops: WasmKernelOps,
-  dy: TensorInfo,
-  info: backend_util.Conv2DInfo,
-): { dy: TensorInfo; pad: Padding } {
-  const [B, uh, uw, C] = dy.shape as [number, number, number, number];
-  const { inHeight: H, inWidth: W, filterHeight: fh, filterWidth: fw } = info;
-  const { dilationHeight: dh, dilationWidth: dw } = info;
-  const rows = fitAxis(uh, (fh - 1) * dh - info.padInfo.top, H, fh, dh, 1);
-  const cols = fitAxis(uw, (fw - 1) * dw - info.padInfo.left, W, fw, dw, 1);
-  const cropped = ops.slice(
-    dy,
-    [0, rows.cropBefore, cols.cropBefore, 0],
-    [B, uh - rows.cropBefore - rows.cropAfter, uw - cols.cropBefore - cols.cropAfter, C],
-  );
-  return {
-    dy: cropped,
-    pad: [
-      [0, 0],
-      [rows.padBefore, rows.padAfter],
-      [cols.padBefore, cols.padAfter],
-      [0, 0],
-    ],
-  };
-}
+import { type Padding, transposedConv } from './wasm-transposed-conv.js';
 
 function withOps(
   backend: KernelBackend,
@@ -82,7 +36,8 @@ function withOps(
   body: (ops: WasmKernelOps) => TensorInfo,
 ): TensorInfo {
   for (const t of inputs) {
-    if (t.dtype !== 'float32') throw new Error(`convolution gradients need float32 tensors, got ${t.dtype}.`);
+    if (t.dtype !== 'float32')
+      throw new Error(`convolution gradients need float32 tensors, got ${t.dtype}.`);
   }
   const ops = new WasmKernelOps(backend);
   try {
@@ -132,7 +87,12 @@ function conv2DBackpropFilter(args: {
       [0, rows.cropBefore, cols.cropBefore, 0],
       [Ci, H - rows.cropBefore - rows.cropAfter, W - cols.cropBefore - cols.cropAfter, B],
     );
-    const dyT = ops.reshape(ops.transpose(ops.reshape(dy, [B, oh * ow, Co]), [1, 0, 2]), [oh, ow, B, Co]);
+    const dyT = ops.reshape(ops.transpose(ops.reshape(dy, [B, oh * ow, Co]), [1, 0, 2]), [
+      oh,
+      ow,
+      B,
+      Co,
+    ]);
     const padding: Padding = [
       [0, 0],
       [rows.padBefore, rows.padAfter],
@@ -183,15 +143,33 @@ function conv2DBackpropInput(args: {
   return withOps(backend, [inputs.dy, filter], (ops) => {
     let dy = inputs.dy;
     if (format === 'channelsFirst') {
-      dy = ops.reshape(ops.transpose(ops.reshape(dy, [B, Co, oh * ow]), [0, 2, 1]), [B, oh, ow, Co]);
+      dy = ops.reshape(ops.transpose(ops.reshape(dy, [B, Co, oh * ow]), [0, 2, 1]), [
+        B,
+        oh,
+        ow,
+        Co,
+      ]);
     }
-    const window = transposedConvWindow(ops, spread(ops, dy, info.strideHeight, info.strideWidth), info);
     const flipped = ops.run('Reverse', { x: filter }, { dims: [0, 1] });
-    const swapped = ops.reshape(ops.transpose(ops.reshape(flipped, [fh * fw, Ci, Co]), [0, 2, 1]), [fh, fw, Co, Ci]);
-    const dx = ops.run(
-      'Conv2D',
-      { x: window.dy, filter: swapped },
-      { strides: [1, 1], dilations: [1, 1], pad: window.pad, dataFormat: 'NHWC' },
+    const swapped = ops.reshape(ops.transpose(ops.reshape(flipped, [fh * fw, Ci, Co]), [0, 2, 1]), [
+      fh,
+      fw,
+      Co,
+      Ci,
+    ]);
+    const dx = transposedConv(
+      ops,
+      dy,
+      swapped,
+      Ci,
+      info,
+      (x, f, dilations, pad) =>
+        ops.run(
+          'Conv2D',
+          { x, filter: f },
+          { strides: [1, 1], dilations, pad, dataFormat: 'NHWC' },
+        ),
+      'phases',
     );
     if (format === 'channelsLast') return dx;
     return ops.reshape(ops.transpose(ops.reshape(dx, [B, H * W, Ci]), [0, 2, 1]), [B, Ci, H, W]);
@@ -223,14 +201,22 @@ function depthwiseConv2dNativeBackpropInput(args: {
   );
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outChannels: CM } = info;
   const { filterHeight: fh, filterWidth: fw } = info;
-  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
   return withOps(backend, [inputs.dy, filter], (ops) => {
-    const window = transposedConvWindow(ops, spread(ops, inputs.dy, sh, sw), info);
-    const flipped = ops.reshape(ops.run('Reverse', { x: filter }, { dims: [0, 1] }), [fh, fw, CM, 1]);
-    const dx = ops.run(
-      'DepthwiseConv2dNative',
-      { x: window.dy, filter: flipped },
-      { strides: [1, 1], dilations: [dh, dw], pad: window.pad },
+    const flipped = ops.reshape(ops.run('Reverse', { x: filter }, { dims: [0, 1] }), [
+      fh,
+      fw,
+      CM,
+      1,
+    ]);
+    const dx = transposedConv(
+      ops,
+      inputs.dy,
+      flipped,
+      CM,
+      info,
+      (x, f, dilations, pad) =>
+        ops.run('DepthwiseConv2dNative', { x, filter: f }, { strides: [1, 1], dilations, pad }),
+      'spread',
     );
     if (CM === C) return dx;
     return ops.reshape(ops.sumLastAxis(ops.reshape(dx, [B, H, W, C, CM / C])), [B, H, W, C]);
@@ -315,10 +301,18 @@ function depthwiseConv2dNativeBackpropFilter(args: {
       const xj = chunks === 1 ? xT : ops.slab(xT, j);
       const dyj = chunks === 1 ? dyChunks : ops.slab(dyChunks, j);
       const filter = ops.reshape(dyj, [oh, ow, g * B, M]);
-      parts.push(ops.reshape(ops.run('DepthwiseConv2dNative', { x: xj, filter }, attrs), [fh * fw, g * B * M]));
+      parts.push(
+        ops.reshape(ops.run('DepthwiseConv2dNative', { x: xj, filter }, attrs), [
+          fh * fw,
+          g * B * M,
+        ]),
+      );
       if (chunks > 1) ops.release(xj, dyj, filter);
     }
-    const perPair = parts.length === 1 ? parts[0] : ops.run('Concat', parts as unknown as NamedTensorInfoMap, { axis: 1 });
+    const perPair =
+      parts.length === 1
+        ? parts[0]
+        : ops.run('Concat', parts as unknown as NamedTensorInfoMap, { axis: 1 });
     const byBatch =
       M === 1
         ? ops.reshape(perPair, [fh * fw * C, B])

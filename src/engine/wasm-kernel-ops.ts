@@ -35,7 +35,9 @@ export class WasmKernelOps {
   run(kernelName: string, inputs: NamedTensorInfoMap, attrs: object = {}): TensorInfo {
     const kernel = getKernel(kernelName, 'wasm');
     if (kernel === undefined) {
-      throw new Error(`the wasm backend has no '${kernelName}' kernel, which xfer's gradients need.`);
+      throw new Error(
+        `the wasm backend has no '${kernelName}' kernel, which xfer's gradients need.`,
+      );
     }
     const out = kernel.kernelFunc({
       inputs,
@@ -63,15 +65,72 @@ export class WasmKernelOps {
 
   /**
    * `x[index]` of a float32 tensor, kept as a leading axis of 1. The wasm Slice kernel reads the
-   * whole of `x` into JavaScript first (`readSync`), which costs far more than this one memcpy.
+   * whole of `x` into JavaScript first (`readSync`), which costs far more than this one memmove.
    */
   slab(x: TensorInfo, index: number): TensorInfo {
     const shape = [1, ...x.shape.slice(1)];
-    const size = shape.reduce((a, b) => a * b, 1);
+    const bytes = shape.reduce((a, b) => a * b, 1) * 4;
+    const out = this.output(shape);
+    const heap = this.heap(out);
+    const from = this.offset(x) + index * bytes;
+    heap.copyWithin(this.offset(out), from, from + bytes);
+    return out;
+  }
+
+  /**
+   * Interleaves the s_h·s_w output phases of a strided layer into NHWC [B, H, W, C]:
+   * `phases[ry][rx]` holds the pixels (s_h·i + ry, s_w·j + rx) as [B, ⌈(H − ry)/s_h⌉, …, C], or
+   * `undefined` where they are all zero.
+   */
+  interleave(
+    phases: Array<Array<TensorInfo | undefined>>,
+    shape: [number, number, number, number],
+  ): TensorInfo {
+    const [B, H, W, C] = shape;
+    const [sh, sw] = [phases.length, phases[0]!.length];
+    const out = this.output(shape);
+    this.backend.typedArrayFromHeap(out).fill(0);
+    const heap = this.heap(out);
+    const base = this.offset(out);
+    const pixel = C * 4;
+    // Wasm tensors share one memory; TypedArray.set between two views of it copies the source to
+    // a temporary first, copyWithin does not.
+    for (let ry = 0; ry < sh; ry++) {
+      for (let rx = 0; rx < sw; rx++) {
+        const phase = phases[ry]![rx];
+        if (phase === undefined) continue;
+        const [, hr, wr] = phase.shape as [number, number, number];
+        let from = this.offset(phase);
+        for (let b = 0; b < B; b++) {
+          for (let i = 0; i < hr; i++) {
+            let to = base + ((b * H + sh * i + ry) * W + rx) * pixel;
+            if (sw === 1) {
+              heap.copyWithin(to, from, from + wr * pixel);
+              from += wr * pixel;
+              continue;
+            }
+            for (let j = 0; j < wr; j++, from += pixel, to += sw * pixel)
+              heap.copyWithin(to, from, from + pixel);
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  private output(shape: number[]): TensorInfo {
     const out = this.backend.makeOutput(shape, 'float32');
     this.temporaries.push(out);
-    this.backend.typedArrayFromHeap(out).set(this.backend.typedArrayFromHeap(x).subarray(index * size, (index + 1) * size));
     return out;
+  }
+
+  /** The whole wasm memory, as bytes; a fresh view, since growing the memory detaches old ones. */
+  private heap(any: TensorInfo): Uint8Array {
+    return new Uint8Array(this.backend.typedArrayFromHeap(any).buffer);
+  }
+
+  private offset(x: TensorInfo): number {
+    return this.backend.typedArrayFromHeap(x).byteOffset;
   }
 
   /** Zero padding, `paddings[axis] = [before, after]`; a no-op when all are 0. */

@@ -28,7 +28,6 @@ import {
 import { initBackend } from '../src/engine/backend.js';
 import * as tf from '../src/engine/tf.js';
 import { Random } from '../src/util/random.js';
-import { ensureWasmConvFilterGradient } from './wasm-conv-grad.js';
 
 interface Split {
   x: tf.Tensor4D;
@@ -129,7 +128,6 @@ async function main(): Promise<void> {
   const batch = Number(values.batch);
   const lr = Number(values.lr);
   const backend = await initBackend();
-  ensureWasmConvFilterGradient();
 
   const { split: trainData, classes } = await loadSplit(path.join(values.data, 'train'));
   const { split: testData } = await loadSplit(path.join(values.data, 'test'));

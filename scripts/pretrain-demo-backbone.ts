@@ -32,7 +32,6 @@ import {
   labelOfFolder,
   loadFashionMnist,
 } from './fashion-mnist.js';
-import { ensureWasmConvFilterGradient } from './wasm-conv-grad.js';
 
 /** Images x / 255 as [n, 28, 28, 1] and one-hot targets over `labels` (in that order). */
 function toTensors(split: FashionMnistSplit, indices: number[], labels: number[]) {
@@ -76,7 +75,6 @@ async function main(): Promise<void> {
   const batchSize = Number(values.batch);
   const seed = Number(values.seed);
   const backend = await initBackend();
-  ensureWasmConvFilterGradient();
 
   const excluded = values.exclude.split(',').map(labelOfFolder);
   const labels = FASHION_MNIST_CLASSES.map((_, i) => i).filter((i) => !excluded.includes(i));

@@ -9,4 +9,7 @@ export * from './applications/index.js';
 export * from './weights/index.js';
 export * from './data/index.js';
 export * from './training/index.js';
+export * from './serve/index.js';
+export * from './report/index.js';
+export * from './recipes/index.js';
 export { setQuiet } from './util/log.js';

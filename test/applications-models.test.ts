@@ -41,16 +41,16 @@ function keep(model: tf.LayersModel): tf.LayersModel {
 }
 
 test('the registry holds the five Keras families, each with Keras numbers to check against', () => {
-  assert.deepEqual(
-    listApplications().map((spec) => spec.name),
-    Object.keys(KERAS),
-  );
+  const registered = listApplications().map((spec) => spec.name);
+  for (const name of Object.keys(KERAS)) assert.ok(registered.includes(name), name);
 });
 
-for (const spec of listApplications()) {
+// The other families are tested in their own files (applications-more-*.test.ts).
+for (const spec of listApplications().filter((s) => s.name in KERAS)) {
   const keras = KERAS[spec.name]!;
 
   test(`${spec.className} with top: Keras's parameter count, output and layer names`, async () => {
+    assert.deepEqual(spec.parameters, { top: keras.top, noTop: keras.noTop });
     const model = await spec.build({ weights: null });
     assert.equal(model.countParams(), keras.top);
     assert.equal(model.name, keras.modelName);

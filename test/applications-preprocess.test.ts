@@ -111,7 +111,7 @@ test("the per-family namespaces apply each family's Keras mode, which is data on
     const spec = getApplication(name);
     assert.equal(spec.preprocessMode, keras[name as keyof typeof keras], name);
     const out = module.preprocessInput(image);
-    close(out.dataSync(), expected[spec.preprocessMode]);
+    close(out.dataSync(), expected[spec.preprocessMode as keyof typeof expected]);
     out.dispose();
     assert.equal(module.decodePredictions, decodePredictions);
   }

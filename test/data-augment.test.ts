@@ -310,7 +310,7 @@ test('options are checked: unknown names suggest the camelCase one, unsupported 
     /unknown ImageDataGenerator option 'rotation_range'; did you mean 'rotationRange'\?/,
   );
   assert.throws(
-    () => new ImageDataGenerator({ featurewiseCenter: true } as never),
+    () => new ImageDataGenerator({ dataFormat: 'channels_first' } as never),
     (e: unknown) => e instanceof XferError && e.code === 'UNSUPPORTED',
   );
   assert.throws(

@@ -408,28 +408,27 @@ describe('files that are not what they claim', () => {
     await assert.rejects(loadWeights(buildTestModel(), file), { code: 'CORRUPT_FILE' });
   });
 
-  test('a zip (Keras 3 .keras) is UNSUPPORTED with what to do instead', async () => {
+  test('a zip that is not a Keras archive is CORRUPT_FILE', async () => {
     const file = path.join(dir, 'model.keras');
     await fsp.writeFile(
       file,
       Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(60)]),
     );
     await assert.rejects(loadWeights(kerasFixtureModel(), file), {
-      code: 'UNSUPPORTED',
-      message: /zip archive .*model\.save\('model\.h5'\)/,
+      code: 'CORRUPT_FILE',
+      message: /not a readable \.keras archive/,
     });
   });
 
-  test("an HDF5 file in Keras 3's .weights.h5 layout, or any other, says so", async () => {
+  test("an empty Keras 3 .weights.h5 layout, or any other HDF5 file, says so", async () => {
     const file = path.join(dir, 'keras3.weights.h5');
     const h5 = new h5wasm.File(file, 'w');
     h5.create_group('layers');
     h5.create_group('vars');
     h5.close();
     await assert.rejects(loadWeights(kerasFixtureModel(), file), {
-      code: 'CORRUPT_FILE',
-      message:
-        /is an HDF5 file but not a Keras weight file: it looks like a Keras 3 '\.weights\.h5' file/,
+      code: 'WEIGHTS_MISMATCH',
+      message: /the file holds no layer weights at all/,
     });
     const other = path.join(dir, 'other.h5');
     const h5b = new h5wasm.File(other, 'w');

@@ -59,10 +59,10 @@ function checkWeights(model: string, weights: unknown): string | null {
       weights,
     );
   }
-  if (weights !== 'imagenet' && !isUrl(weights) && !existsSync(weights)) {
+  if (weights !== 'imagenet' && !isUrl(weights) && !weights.startsWith('hf:') && !existsSync(weights)) {
     throw new XferError(
       'NOT_FOUND',
-      `${model}: the weights file ${describeValue(weights)} does not exist. Pass weights: 'imagenet' (pretrained on ImageNet), null (random initialization), or the path or URL of an existing weights file.`,
+      `${model}: the weights file ${describeValue(weights)} does not exist. Pass weights: 'imagenet' (pretrained on ImageNet), null (random initialization), the path or URL of an existing weights file, or hf:<org>/<repo>.`,
       { file: weights },
     );
   }

@@ -235,6 +235,7 @@ export const MOBILENET_V2_SPEC: ApplicationSpec = {
   firstConvLayer: 'Conv1',
   featureLayer: 'out_relu',
   classifierLayer: 'predictions',
+  parameters: { top: 3_538_984, noTop: 2_257_984 },
 };
 
 /** `keras.applications.mobilenet_v2`: its preprocessing ('tf') and ImageNet decoding. */

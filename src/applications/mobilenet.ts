@@ -229,6 +229,7 @@ export const MOBILENET_SPEC: ApplicationSpec = {
   firstConvLayer: 'conv1',
   featureLayer: 'conv_pw_13_relu',
   classifierLayer: 'predictions',
+  parameters: { top: 4_253_864, noTop: 3_228_864 },
 };
 
 /** `keras.applications.mobilenet`: its preprocessing ('tf') and ImageNet decoding. */

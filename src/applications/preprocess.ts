@@ -12,8 +12,11 @@ import { checkOneOf } from '../util/validate.js';
  * - `caffe`: RGB to BGR, then subtract the ImageNet mean per channel, no scaling (VGG, ResNet).
  * - `tf`: scale to [-1, 1] (MobileNet, MobileNetV2).
  * - `torch`: scale to [0, 1], then normalize each channel by the ImageNet mean and std.
+ * - `none`: pixels in [0, 255] as they are, for backbones that preprocess inside the model
+ *   (EfficientNet, EfficientNetV2, ConvNeXt, MobileNetV3), whose Keras `preprocess_input` is a
+ *   pass-through.
  */
-export type PreprocessMode = 'caffe' | 'tf' | 'torch';
+export type PreprocessMode = 'caffe' | 'tf' | 'torch' | 'none';
 
 export const PREPROCESS_MODES: readonly PreprocessMode[] = ['caffe', 'tf', 'torch'];
 
@@ -31,7 +34,8 @@ const TORCH_STD = [0.229, 0.224, 0.225];
  * // [[[[30 - 103.939, 20 - 116.779, 10 - 123.68]]]]
  */
 export function preprocessInput(x: tf.Tensor, mode: PreprocessMode): tf.Tensor {
-  checkOneOf('mode', mode, PREPROCESS_MODES);
+  // Keras's `imagenet_utils` modes; 'none' is the pass-through of in-model preprocessing.
+  if (mode !== 'none') checkOneOf('mode', mode, PREPROCESS_MODES);
   if (!(x instanceof tf.Tensor)) {
     throw invalidParameterError('x', 'a tf.Tensor of images', x);
   }
@@ -42,6 +46,7 @@ export function preprocessInput(x: tf.Tensor, mode: PreprocessMode): tf.Tensor {
       { shape: x.shape },
     );
   }
+  if (mode === 'none') return x.dtype === 'float32' ? x.clone() : tf.cast(x, 'float32');
   const channels = x.shape[x.rank - 1];
   if (mode !== 'tf' && channels !== 3) {
     throw new XferError(

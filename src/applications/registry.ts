@@ -3,18 +3,36 @@
  * its spec, plus one line here.
  */
 import { invalidParameterError, unknownNameError } from '../errors.js';
+import { CONVNEXT_SPECS } from './convnext.js';
+import { DENSENET_SPECS } from './densenet.js';
+import { EFFICIENTNET_SPECS } from './efficientnet.js';
+import { EFFICIENTNET_V2_SPECS } from './efficientnet-v2.js';
+import { INCEPTION_V3_SPEC } from './inception-v3.js';
 import { MOBILENET_SPEC } from './mobilenet.js';
 import { MOBILENET_V2_SPEC } from './mobilenet-v2.js';
-import { RESNET50_SPEC } from './resnet.js';
+import { MOBILENET_V3_SPECS } from './mobilenet-v3.js';
+import { NASNET_MOBILE_SPEC } from './nasnet.js';
+import { RESNET_SPECS } from './resnet.js';
+import { RESNET_V2_SPECS } from './resnet-v2.js';
 import type { ApplicationSpec } from './spec.js';
 import { VGG16_SPEC, VGG19_SPEC } from './vgg.js';
+import { XCEPTION_SPEC } from './xception.js';
 
 const SPECS: readonly ApplicationSpec[] = [
   VGG16_SPEC,
   VGG19_SPEC,
-  RESNET50_SPEC,
+  ...RESNET_SPECS,
   MOBILENET_SPEC,
   MOBILENET_V2_SPEC,
+  ...RESNET_V2_SPECS,
+  ...DENSENET_SPECS,
+  INCEPTION_V3_SPEC,
+  XCEPTION_SPEC,
+  ...EFFICIENTNET_SPECS,
+  ...MOBILENET_V3_SPECS,
+  ...EFFICIENTNET_V2_SPECS,
+  ...CONVNEXT_SPECS,
+  NASNET_MOBILE_SPEC,
 ];
 
 // 'mobilenet_v2', 'MobileNetV2' and 'mobilenetv2' all name the same backbone.

@@ -86,4 +86,10 @@ export interface ApplicationSpec {
   featureLayer: string;
   /** The output layer of the top classifier. */
   classifierLayer: string;
+  /**
+   * Keras's parameter counts with the default options (`model.count_params()`), with the top
+   * classifier and without it, so listings need not build the network. Tests check them against
+   * real builds.
+   */
+  parameters?: { top: number; noTop: number };
 }

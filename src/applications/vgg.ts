@@ -134,6 +134,7 @@ export const VGG16_SPEC: ApplicationSpec = {
   firstConvLayer: 'block1_conv1',
   featureLayer: 'block5_pool',
   classifierLayer: 'predictions',
+  parameters: { top: 138_357_544, noTop: 14_714_688 },
 };
 
 export const VGG19_SPEC: ApplicationSpec = {
@@ -158,6 +159,7 @@ export const VGG19_SPEC: ApplicationSpec = {
   firstConvLayer: 'block1_conv1',
   featureLayer: 'block5_pool',
   classifierLayer: 'predictions',
+  parameters: { top: 143_667_240, noTop: 20_024_384 },
 };
 
 /** `keras.applications.vgg16`: its preprocessing ('caffe') and ImageNet decoding. */

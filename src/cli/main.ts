@@ -5,8 +5,14 @@
 import { Command, CommanderError } from 'commander';
 import { isXferError } from '../errors.js';
 import { setQuiet } from '../util/log.js';
+import { registerBenchmark } from './commands/benchmark.js';
+import { registerDatasets } from './commands/datasets.js';
 import { registerDemo } from './commands/demo.js';
+import { registerEvaluate } from './commands/evaluate.js';
+import { registerExport } from './commands/export.js';
+import { registerModels } from './commands/models.js';
 import { registerPredict } from './commands/predict.js';
+import { registerServe } from './commands/serve.js';
 import { registerSummary } from './commands/summary.js';
 import { registerTrain } from './commands/train.js';
 import { EXIT_INTERNAL, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
@@ -21,9 +27,15 @@ function buildProgram(): Command {
     .exitOverride();
   program.hook('preAction', () => setQuiet(Boolean(program.opts().quiet)));
   registerSummary(program);
+  registerModels(program);
   registerTrain(program);
   registerPredict(program);
+  registerEvaluate(program);
   registerDemo(program);
+  registerServe(program);
+  registerDatasets(program);
+  registerBenchmark(program);
+  registerExport(program);
   return program;
 }
 
@@ -44,7 +56,11 @@ export async function main(argv: string[]): Promise<number> {
       return exitCodeFor(error.code);
     }
     process.stderr.write(`xfer: internal error: ${(error as Error)?.message ?? String(error)}\n`);
-    process.stderr.write(debug ? `${(error as Error)?.stack}\n` : 'run again with --debug for the stack trace, and please report it.\n');
+    process.stderr.write(
+      debug
+        ? `${(error as Error)?.stack}\n`
+        : 'run again with --debug for the stack trace, and please report it.\n',
+    );
     return EXIT_INTERNAL;
   }
 }

@@ -144,7 +144,7 @@ function edgeIndex(i: number, len: number, mode: FillMode): number {
 }
 
 /**
- * scipy.ndimage.affine_transform(order=1, mode, cval) applied to every channel of a float32 HWC
+ * scipy.ndimage.affine_transform(order=1 or 0, mode, cval) applied to every channel of a float32 HWC
  * image with Keras's matrix. Values are interpolated in double precision and stored as float32,
  * as scipy does for float32 input; the coordinate and weights of a pixel serve all its channels.
  */
@@ -156,6 +156,7 @@ export function affineTransform(
   matrix: Float64Array,
   fillMode: FillMode,
   cval: number,
+  order: 0 | 1 = 1,
 ): Float32Array {
   const m00 = matrix[0]!;
   const m01 = matrix[1]!;
@@ -177,6 +178,12 @@ export function affineTransform(
       if (x < 0 || x > lastCol) x = mapCoordinate(x, width, fillMode);
       if (!(y > -1) || !(x > -1)) {
         for (let k = 0; k < channels; k++) out[o + k] = fill;
+        continue;
+      }
+      if (order === 0) {
+        // scipy's order 0 takes floor(coordinate + 0.5), within [0, len - 1] once mapped.
+        const p = (Math.floor(y + 0.5) * width + Math.floor(x + 0.5)) * channels;
+        for (let k = 0; k < channels; k++) out[o + k] = src[p + k]!;
         continue;
       }
       let r0 = Math.floor(y);

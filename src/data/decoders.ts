@@ -21,6 +21,23 @@ export function isPnm(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x50 && bytes[1]! >= 0x31 && bytes[1]! <= 0x36; // P1..P6
 }
 
+/** Thrown before any pixel memory is allocated for an image larger than the limit. */
+export class PixelLimitError extends Error {
+  constructor(
+    readonly width: number,
+    readonly height: number,
+    readonly limit: number,
+  ) {
+    super(
+      `the image is ${width}x${height} = ${width * height} pixels, over the limit of ${limit} (limitInputPixels; a guard against decompression bombs). Pass a larger limitInputPixels if the file is trusted`,
+    );
+  }
+}
+
+export function checkPixelLimit(width: number, height: number, limit: number): void {
+  if (width * height > limit) throw new PixelLimitError(width, height, limit);
+}
+
 function need(condition: boolean, what: string): asserts condition {
   if (!condition) throw new Error(what);
 }
@@ -39,7 +56,7 @@ function maskChannel(pixel: number, mask: number): number {
  * Windows bitmaps: 1/4/8-bit palette, 16-bit (5-5-5 or bit fields), 24-bit, 32-bit (BGRX, or bit
  * fields with alpha), bottom-up or top-down. RLE-compressed bitmaps are refused.
  */
-export function decodeBmp(bytes: Uint8Array): RawImage {
+export function decodeBmp(bytes: Uint8Array, maxPixels = Number.POSITIVE_INFINITY): RawImage {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   need(bytes.length >= 26, 'BMP header is truncated');
   const dataOffset = view.getUint32(10, true);
@@ -65,6 +82,7 @@ export function decodeBmp(bytes: Uint8Array): RawImage {
   }
   const topDown = height < 0;
   height = Math.abs(height);
+  checkPixelLimit(width, height, maxPixels);
   need(width > 0 && height > 0, `BMP has invalid size ${width}x${height}`);
   // 0 = BI_RGB, 3 = BI_BITFIELDS, 6 = BI_ALPHABITFIELDS; 1, 2 are RLE8/RLE4.
   need(
@@ -140,7 +158,7 @@ export function decodeBmp(bytes: Uint8Array): RawImage {
 }
 
 /** Netpbm: P1-P3 (plain text) and P4-P6 (binary); maxval other than 255 is scaled to 8 bits. */
-export function decodePnm(bytes: Uint8Array): RawImage {
+export function decodePnm(bytes: Uint8Array, maxPixels = Number.POSITIVE_INFINITY): RawImage {
   const kind = bytes[1]! - 0x30;
   let pos = 2;
   const isSpace = (b: number) =>
@@ -161,6 +179,7 @@ export function decodePnm(bytes: Uint8Array): RawImage {
   const bitmap = kind === 1 || kind === 4;
   const maxval = bitmap ? 1 : readToken();
   need(width > 0 && height > 0 && maxval > 0 && maxval < 65536, 'PNM header has invalid values');
+  checkPixelLimit(width, height, maxPixels);
   const channels = kind === 3 || kind === 6 ? 3 : 1;
   const count = width * height * channels;
   const out = new Uint8Array(count);

@@ -6,8 +6,14 @@
  */
 import * as tf from '../engine/tf.js';
 import { describeValue, invalidParameterError, unknownNameError, XferError } from '../errors.js';
+import { warn, warnOnce } from '../util/log.js';
 import { Random } from '../util/random.js';
-import { checkBoolean, checkNonNegativeNumber, checkOneOf } from '../util/validate.js';
+import {
+  checkBoolean,
+  checkNonNegativeNumber,
+  checkOneOf,
+  checkPositiveInteger,
+} from '../util/validate.js';
 import {
   affineTransform,
   brightnessShift,
@@ -17,7 +23,9 @@ import {
   flip,
   kerasAffineMatrix,
 } from './affine.js';
+import { ArrayIterator } from './array-iterator.js';
 import { DirectoryIterator, type FlowFromDirectoryOptions } from './iterator.js';
+import { channelMean, channelStd, zcaMatrix } from './stats.js';
 
 /** A shift range as Keras takes it: a fraction (< 1) or pixels, or a list of values to pick from. */
 export type ShiftRange = number | number[];
@@ -60,8 +68,67 @@ export interface ImageDataGeneratorOptions {
    * before rescale, e.g. a backbone's preprocessInput. Must return the same shape. Default none.
    */
   preprocessingFunction?: (x: tf.Tensor3D) => tf.Tensor3D;
+  /**
+   * The preprocessingFunction treats every pixel alike (as a backbone's `preprocessInput` does):
+   * call it once per batch instead of once per image. When it is an affine map of each pixel's
+   * channels (every `preprocessInput` mode is; xfer checks this once on probe pixels), it is
+   * applied in JS without tfjs kernels, the fastest path; results agree to float32 rounding.
+   * Default false (Keras's per-image call).
+   */
+  preprocessingFunctionOnBatch?: boolean;
   /** dtype of the batches. Default 'float32'. */
   dtype?: 'float32' | 'int32';
+  /** Subtract the per-channel mean of the data given to `fit`. Default false. */
+  featurewiseCenter?: boolean;
+  /** Subtract each image's own mean (over all its pixels and channels). Default false. */
+  samplewiseCenter?: boolean;
+  /** Divide by the per-channel standard deviation of the `fit` data (+ 1e-6); implies featurewiseCenter. Default false. */
+  featurewiseStdNormalization?: boolean;
+  /** Divide each image by its own standard deviation (+ 1e-6); implies samplewiseCenter. Default false. */
+  samplewiseStdNormalization?: boolean;
+  /**
+   * ZCA whitening with the matrix `fit` computes; implies featurewiseCenter and overrides
+   * featurewiseStdNormalization, as in Keras. Needs height x width x channels <= 8192 (the matrix
+   * has that many squared entries). Default false.
+   */
+  zcaWhitening?: boolean;
+  /** Added to the covariance eigenvalues in ZCA whitening. Default 1e-6. */
+  zcaEpsilon?: number;
+  /**
+   * Fraction of the images held out for validation, in (0, 1): `flowFromDirectory` and `flow`
+   * with `subset: 'validation'` take the first fraction (of each class's sorted files, or of the
+   * array), `subset: 'training'` the rest. Default 0 (no split).
+   */
+  validationSplit?: number;
+  /** Spline order of the affine warp (scipy's `order`): 0 (nearest) or 1 (bilinear). Default 1. */
+  interpolationOrder?: 0 | 1;
+}
+
+export interface GeneratorFitOptions {
+  /** Fit on randomly augmented copies of the data (Keras's `augment`). Default false. */
+  augment?: boolean;
+  /** With `augment`, how many augmented copies of the data to use. Default 1. */
+  rounds?: number;
+  /** Seed for the augmentation draws. Default: random. */
+  seed?: number;
+}
+
+export type DataSubset = 'training' | 'validation';
+
+export interface FlowOptions {
+  /** Images per batch; the last batch of an epoch may be smaller. Default 32. */
+  batchSize?: number;
+  /** Shuffle the order every epoch. Default true. */
+  shuffle?: boolean;
+  /** Seed for the order and the augmentation. Default: random. */
+  seed?: number;
+  /** With the generator's `validationSplit`: 'validation' is the first fraction of x, 'training' the rest. Default: all of x. */
+  subset?: DataSubset;
+  /**
+   * Skip Keras's check that both subsets hold the same set of labels (there to catch arrays
+   * sorted by label, whose split would leave classes out). Default false.
+   */
+  ignoreClassSplit?: boolean;
 }
 
 /** One draw of `getRandomTransform`, Keras's `transform_parameters` in camelCase. */
@@ -100,11 +167,8 @@ const OPTION_NAMES = [
   'verticalFlip',
   'rescale',
   'preprocessingFunction',
+  'preprocessingFunctionOnBatch',
   'dtype',
-] as const;
-
-/** Keras options xfer does not implement, so that they fail loudly instead of being ignored. */
-const UNSUPPORTED_OPTIONS = [
   'featurewiseCenter',
   'samplewiseCenter',
   'featurewiseStdNormalization',
@@ -113,8 +177,13 @@ const UNSUPPORTED_OPTIONS = [
   'zcaEpsilon',
   'validationSplit',
   'interpolationOrder',
-  'dataFormat',
-];
+] as const;
+
+/** Keras options xfer does not implement, so that they fail loudly instead of being ignored. */
+const UNSUPPORTED_OPTIONS = ['dataFormat'];
+
+/** The most features (height x width x channels) ZCA whitening accepts: its matrix is 256 MB. */
+const ZCA_MAX_FEATURES = 8192;
 
 function checkShiftRange(name: string, value: unknown): ShiftRange {
   if (typeof value === 'number' && Number.isFinite(value)) return value;
@@ -183,9 +252,26 @@ export class ImageDataGenerator {
   readonly verticalFlip: boolean;
   readonly rescale: number | null;
   readonly preprocessingFunction: ((x: tf.Tensor3D) => tf.Tensor3D) | null;
+  readonly preprocessingFunctionOnBatch: boolean;
   readonly dtype: 'float32' | 'int32';
+  readonly featurewiseCenter: boolean;
+  readonly samplewiseCenter: boolean;
+  readonly featurewiseStdNormalization: boolean;
+  readonly samplewiseStdNormalization: boolean;
+  readonly zcaWhitening: boolean;
+  readonly zcaEpsilon: number;
+  readonly validationSplit: number;
+  readonly interpolationOrder: 0 | 1;
+  /** Per-channel mean from `fit` (Keras's `mean`), or null before fitting. */
+  mean: Float32Array | null = null;
+  /** Per-channel standard deviation from `fit` (Keras's `std`), or null. */
+  std: Float32Array | null = null;
+  /** The ZCA matrix from `fit` (Keras's `principal_components`), features x features, or null. */
+  principalComponents: Float32Array | null = null;
   /** Draws for calls without a seed. */
   private readonly random = new Random();
+  /** The preprocessingFunction as a per-pixel affine map, per channel count (see pixelAffine). */
+  private readonly affineCache = new Map<number, PixelAffine | null>();
 
   constructor(options: ImageDataGeneratorOptions = {}) {
     if (options === null || typeof options !== 'object') {
@@ -237,7 +323,80 @@ export class ImageDataGenerator {
       throw invalidParameterError('preprocessingFunction', 'function', fn);
     }
     this.preprocessingFunction = fn;
+    this.preprocessingFunctionOnBatch = checkBoolean(
+      'preprocessingFunctionOnBatch',
+      options.preprocessingFunctionOnBatch ?? false,
+    );
     this.dtype = checkOneOf('dtype', options.dtype ?? 'float32', ['float32', 'int32'] as const);
+    let featurewiseCenter = checkBoolean('featurewiseCenter', options.featurewiseCenter ?? false);
+    let samplewiseCenter = checkBoolean('samplewiseCenter', options.samplewiseCenter ?? false);
+    let featurewiseStd = checkBoolean(
+      'featurewiseStdNormalization',
+      options.featurewiseStdNormalization ?? false,
+    );
+    const samplewiseStd = checkBoolean(
+      'samplewiseStdNormalization',
+      options.samplewiseStdNormalization ?? false,
+    );
+    const zca = checkBoolean('zcaWhitening', options.zcaWhitening ?? false);
+    // Keras's overrides, with its warnings.
+    if (zca) {
+      if (!featurewiseCenter) {
+        featurewiseCenter = true;
+        warn('zcaWhitening overrides featurewiseCenter: it is set to true (as Keras does).');
+      }
+      if (featurewiseStd) {
+        featurewiseStd = false;
+        warn(
+          'zcaWhitening overrides featurewiseStdNormalization: it is set to false (as Keras does).',
+        );
+      }
+    }
+    if (featurewiseStd && !featurewiseCenter) {
+      featurewiseCenter = true;
+      warn(
+        'featurewiseStdNormalization overrides featurewiseCenter: it is set to true (as Keras does).',
+      );
+    }
+    if (samplewiseStd && !samplewiseCenter) {
+      samplewiseCenter = true;
+      warn(
+        'samplewiseStdNormalization overrides samplewiseCenter: it is set to true (as Keras does).',
+      );
+    }
+    this.featurewiseCenter = featurewiseCenter;
+    this.samplewiseCenter = samplewiseCenter;
+    this.featurewiseStdNormalization = featurewiseStd;
+    this.samplewiseStdNormalization = samplewiseStd;
+    this.zcaWhitening = zca;
+    const epsilon = options.zcaEpsilon ?? 1e-6;
+    if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || epsilon <= 0) {
+      throw invalidParameterError('zcaEpsilon', 'positive number', epsilon);
+    }
+    this.zcaEpsilon = epsilon;
+    const split = options.validationSplit ?? 0;
+    if (typeof split !== 'number' || !Number.isFinite(split) || split < 0 || split >= 1) {
+      throw invalidParameterError(
+        'validationSplit',
+        'a fraction strictly between 0 and 1 (0 for no split)',
+        split,
+      );
+    }
+    this.validationSplit = split;
+    const order = options.interpolationOrder ?? 1;
+    if (order !== 0 && order !== 1) {
+      throw invalidParameterError(
+        'interpolationOrder',
+        '0 (nearest) or 1 (bilinear); higher spline orders are not supported',
+        order,
+      );
+    }
+    this.interpolationOrder = order;
+  }
+
+  /** True when `standardize` needs statistics from `fit`. */
+  get needsFit(): boolean {
+    return this.featurewiseCenter || this.featurewiseStdNormalization || this.zcaWhitening;
   }
 
   /** True when `randomTransform` can change an image (any augmentation option is set). */
@@ -345,7 +504,17 @@ export class ImageDataGenerator {
       height,
       width,
     );
-    if (matrix) x = affineTransform(x, height, width, channels, matrix, this.fillMode, this.cval);
+    if (matrix)
+      x = affineTransform(
+        x,
+        height,
+        width,
+        channels,
+        matrix,
+        this.fillMode,
+        this.cval,
+        this.interpolationOrder,
+      );
     if (params.channelShiftIntensity != null) x = channelShift(x, params.channelShiftIntensity);
     if (params.flipHorizontal) x = flip(x, height, width, channels, true);
     if (params.flipVertical) x = flip(x, height, width, channels, false);
@@ -364,27 +533,270 @@ export class ImageDataGenerator {
   }
 
   /**
-   * Keras's `standardize` for one image: `preprocessingFunction` first, then `rescale`.
+   * Keras's `standardize` for one image, in Keras's order: `preprocessingFunction`, `rescale`,
+   * samplewise centre and std, featurewise centre and std, ZCA whitening. Returns float32.
    * @example
    * const ready = gen.standardize(x);
    */
   standardize(x: tf.Tensor3D): tf.Tensor3D {
     checkImageTensor(x);
-    return tf.tidy(() => {
-      let y = x;
-      if (this.preprocessingFunction) {
-        y = this.preprocessingFunction(y);
-        if (!(y instanceof tf.Tensor) || y.shape.join() !== x.shape.join()) {
-          throw new XferError(
-            'SHAPE_MISMATCH',
-            `preprocessingFunction must return a tensor of the input's shape [${x.shape}] but returned ${y instanceof tf.Tensor ? `shape [${y.shape}]` : describeValue(y)}.`,
+    const [height, width, channels] = x.shape;
+    const pixels = Float32Array.from(x.dataSync() as ArrayLike<number>);
+    const out = this.standardizePixels(pixels, 1, [height, width, channels]);
+    return tf.tensor3d(out, [height, width, channels], 'float32');
+  }
+
+  /**
+   * `standardize` for `count` images of `shape` in float32 NHWC `pixels` (which it may modify):
+   * one pass over the batch, the preprocessingFunction per image (or once, with
+   * preprocessingFunctionOnBatch). Returns the standardized pixels.
+   */
+  standardizePixels(
+    pixels: Float32Array,
+    count: number,
+    shape: readonly [number, number, number],
+  ): Float32Array {
+    const [height, width, channels] = shape;
+    const size = height * width * channels;
+    let data = pixels;
+    const fn = this.preprocessingFunction;
+    if (fn) {
+      const affine = this.preprocessingFunctionOnBatch ? this.pixelAffine(channels) : null;
+      if (affine) {
+        applyPixelAffine(pixels, channels, affine);
+      } else if (this.preprocessingFunctionOnBatch) {
+        data = tf.tidy(() => {
+          const y = (fn as unknown as (t: tf.Tensor) => tf.Tensor)(
+            tf.tensor4d(pixels, [count, height, width, channels], 'float32'),
           );
+          checkPreprocessed(y, [count, height, width, channels]);
+          return Float32Array.from(y.dataSync() as ArrayLike<number>);
+        });
+      } else {
+        for (let k = 0; k < count; k++) {
+          const view = pixels.subarray(k * size, (k + 1) * size);
+          tf.tidy(() => {
+            const y = fn(tf.tensor3d(view, [height, width, channels], 'float32'));
+            checkPreprocessed(y, [height, width, channels]);
+            view.set(y.dataSync() as ArrayLike<number>);
+          });
         }
       }
-      if (this.rescale !== null) y = tf.mul(y, this.rescale);
-      if (y.dtype !== 'float32') y = tf.cast(y, 'float32');
-      return y === x ? tf.clone(x) : y;
-    });
+    }
+    // numpy does each step in float32: a Float32Array store rounds like it.
+    if (this.rescale !== null) {
+      const r = Math.fround(this.rescale);
+      for (let i = 0; i < data.length; i++) data[i] = data[i]! * r;
+    }
+    if (this.samplewiseCenter || this.samplewiseStdNormalization) {
+      for (let k = 0; k < count; k++) {
+        const image = data.subarray(k * size, (k + 1) * size);
+        if (this.samplewiseCenter) {
+          const mean = Math.fround(channelMean(image, 1)[0]!);
+          for (let i = 0; i < size; i++) image[i] = image[i]! - mean;
+        }
+        if (this.samplewiseStdNormalization) {
+          const divisor = Math.fround(channelStd(image, 1)[0]! + 1e-6);
+          for (let i = 0; i < size; i++) image[i] = image[i]! / divisor;
+        }
+      }
+    }
+    if (this.featurewiseCenter) {
+      const mean = this.mean;
+      if (mean === null || mean.length !== channels) {
+        warnOnce(
+          'featurewise-center-unfit',
+          'ImageDataGenerator has featurewiseCenter but was not fit on data: images are not centred. Call generator.fit(x) first, as in Keras.',
+        );
+      } else {
+        for (let i = 0; i < data.length; i++) data[i] = data[i]! - mean[i % channels]!;
+      }
+    }
+    if (this.featurewiseStdNormalization) {
+      const std = this.std;
+      if (std === null || std.length !== channels) {
+        warnOnce(
+          'featurewise-std-unfit',
+          'ImageDataGenerator has featurewiseStdNormalization but was not fit on data: images are not normalized. Call generator.fit(x) first, as in Keras.',
+        );
+      } else {
+        const divisors = Float32Array.from(std, (v) => v + 1e-6);
+        for (let i = 0; i < data.length; i++) data[i] = data[i]! / divisors[i % channels]!;
+      }
+    }
+    if (this.zcaWhitening) {
+      const pc = this.principalComponents;
+      if (pc === null || pc.length !== size * size) {
+        warnOnce(
+          'zca-unfit',
+          'ImageDataGenerator has zcaWhitening but was not fit on data of this image size: images are not whitened. Call generator.fit(x) first, as in Keras.',
+        );
+      } else {
+        const input = data;
+        data = tf.tidy(() =>
+          Float32Array.from(
+            tf
+              .matMul(tf.tensor2d(input, [count, size]), tf.tensor2d(pc, [size, size]))
+              .dataSync() as Float32Array,
+          ),
+        );
+      }
+    }
+    return data;
+  }
+
+  /**
+   * With preprocessingFunctionOnBatch: whether the function maps every pixel's channel vector v
+   * to A·v + b, found by calling it once on probe pixels (zero, one per channel, and random ones
+   * for the check). All of Keras's `preprocess_input` modes are such maps; applying one in JS
+   * skips tfjs's broadcasting kernels, the slowest part of the pipeline on wasm. null when the
+   * function is anything else (it is then called on the batch).
+   */
+  private pixelAffine(channels: number): PixelAffine | null {
+    const cached = this.affineCache.get(channels);
+    if (cached !== undefined) return cached;
+    const fn = this.preprocessingFunction as unknown as (t: tf.Tensor) => tf.Tensor;
+    const random = new Random(12345);
+    const checks = 4;
+    const probe = new Float32Array((1 + channels + checks) * channels);
+    for (let k = 0; k < channels; k++) probe[(1 + k) * channels + k] = 100;
+    for (let i = (1 + channels) * channels; i < probe.length; i++) {
+      probe[i] = Math.round(random.uniform(0, 255));
+    }
+    let out: Float32Array | null = null;
+    try {
+      const values = tf.tidy(() => {
+        const y = fn(tf.tensor4d(probe, [1, 1, 1 + channels + checks, channels], 'float32'));
+        // An empty array marks a function that does not keep the shape.
+        return y instanceof tf.Tensor && y.size === probe.length
+          ? Float32Array.from(y.dataSync() as ArrayLike<number>)
+          : new Float32Array(0);
+      }) as Float32Array;
+      out = values.length === probe.length ? values : null;
+    } catch {
+      out = null;
+    }
+    let result: PixelAffine | null = null;
+    if (out) {
+      const b = Float64Array.from(out.subarray(0, channels));
+      const a = new Float64Array(channels * channels); // a[o * channels + k]
+      for (let k = 0; k < channels; k++) {
+        for (let o = 0; o < channels; o++) {
+          a[o * channels + k] = (out[(1 + k) * channels + o]! - b[o]!) / 100;
+        }
+      }
+      result = { a, b };
+      for (let p = 1 + channels; p < 1 + channels + checks && result; p++) {
+        for (let o = 0; o < channels; o++) {
+          let expected = b[o]!;
+          for (let k = 0; k < channels; k++)
+            expected += a[o * channels + k]! * probe[p * channels + k]!;
+          const actual = out[p * channels + o]!;
+          if (!(Math.abs(actual - expected) <= 1e-4 * (1 + Math.abs(actual)))) result = null;
+        }
+      }
+    }
+    this.affineCache.set(channels, result);
+    return result;
+  }
+
+  /**
+   * Keras's `fit`: computes the statistics that featurewiseCenter, featurewiseStdNormalization
+   * and zcaWhitening use, from sample images `x` [n, height, width, channels] (after `rescale`,
+   * and on augmented copies with `augment`). Keras's arithmetic: population std, ZCA as
+   * U·diag(1/sqrt(S + zcaEpsilon))·Uᵀ of the covariance of the centred data.
+   * @example
+   * const gen = new ImageDataGenerator({ featurewiseCenter: true, featurewiseStdNormalization: true });
+   * gen.fit(xTrain);
+   * const it = gen.flow(xTrain, yTrain, { batchSize: 32 });
+   */
+  fit(x: tf.Tensor4D, options: GeneratorFitOptions = {}): void {
+    if (!(x instanceof tf.Tensor) || x.rank !== 4) {
+      throw invalidParameterError(
+        'x',
+        'a rank-4 tensor [samples, height, width, channels]',
+        x instanceof tf.Tensor ? `tensor of shape [${x.shape}]` : x,
+      );
+    }
+    if (options === null || typeof options !== 'object') {
+      throw invalidParameterError('options', 'an options object', options);
+    }
+    for (const key of Object.keys(options)) {
+      if (!['augment', 'rounds', 'seed'].includes(key)) {
+        throw unknownNameError('fit option', key, ['augment', 'rounds', 'seed']);
+      }
+    }
+    const augment = checkBoolean('augment', options.augment ?? false);
+    const rounds = checkPositiveInteger('rounds', options.rounds ?? 1);
+    if (options.seed !== undefined && !Number.isInteger(options.seed)) {
+      throw invalidParameterError('seed', 'integer', options.seed);
+    }
+    const [n, height, width, channels] = x.shape;
+    const shape: [number, number, number] = [height, width, channels];
+    const size = height * width * channels;
+    if (![1, 3, 4].includes(channels)) {
+      warn(
+        `fit expects images with 1, 3 or 4 channels (grayscale, RGB, RGBA) but x has ${channels} (shape [${x.shape}]).`,
+      );
+    }
+    if (this.zcaWhitening && size > ZCA_MAX_FEATURES) {
+      throw new XferError(
+        'INVALID_ARGUMENT',
+        `zcaWhitening on ${height}x${width}x${channels} images needs a ${size}x${size} matrix; xfer allows at most ${ZCA_MAX_FEATURES} features (e.g. 48x48x3). Resize the images or leave zcaWhitening off.`,
+        { shape: x.shape },
+      );
+    }
+    let data = Float32Array.from(x.dataSync() as ArrayLike<number>);
+    if (this.rescale !== null) {
+      const r = Math.fround(this.rescale);
+      for (let i = 0; i < data.length; i++) data[i] = data[i]! * r;
+    }
+    let samples = n;
+    if (augment) {
+      const rng = options.seed === undefined ? this.random : new Random(options.seed);
+      const augmented = new Float32Array(rounds * data.length);
+      for (let r = 0; r < rounds; r++) {
+        for (let i = 0; i < n; i++) {
+          const image = data.slice(i * size, (i + 1) * size);
+          const out = this.transformPixels(
+            image,
+            height,
+            width,
+            channels,
+            this.drawTransform(shape, rng),
+          );
+          augmented.set(out, (r * n + i) * size);
+        }
+      }
+      data = augmented;
+      samples = rounds * n;
+    }
+    if (this.featurewiseCenter) {
+      const mean = channelMean(data, channels);
+      this.mean = mean;
+      for (let i = 0; i < data.length; i++) data[i] = data[i]! - mean[i % channels]!;
+    }
+    if (this.featurewiseStdNormalization) {
+      const std = channelStd(data, channels);
+      this.std = std;
+      const divisors = Float32Array.from(std, (v) => v + 1e-6);
+      for (let i = 0; i < data.length; i++) data[i] = data[i]! / divisors[i % channels]!;
+    }
+    if (this.zcaWhitening) {
+      this.principalComponents = zcaMatrix(data, samples, size, this.zcaEpsilon);
+    }
+  }
+
+  /**
+   * Keras's `flow`: batches from image tensors `x` [n, height, width, channels] and labels `y`
+   * (any shape with n rows, or null), augmented and standardized like `flowFromDirectory`.
+   * With `validationSplit` and `subset`, the first fraction of x is the validation subset.
+   * @example
+   * const it = gen.flow(xTrain, yTrain, { batchSize: 32, seed: 1 });
+   * const { x, y } = await it.getBatch(0);
+   */
+  flow(x: tf.Tensor4D, y: tf.Tensor | null = null, options: FlowOptions = {}): ArrayIterator {
+    return new ArrayIterator(x, y, this, options);
   }
 
   /**
@@ -410,6 +822,33 @@ function checkImageShape(name: string, shape: unknown): void {
     !shape.every((v) => typeof v === 'number' && Number.isInteger(v) && v > 0)
   ) {
     throw invalidParameterError(name, '[height, width, channels] of positive integers', shape);
+  }
+}
+
+/** out = A·v + b for each pixel's channel vector v; A row-major [out][in]. */
+interface PixelAffine {
+  a: Float64Array;
+  b: Float64Array;
+}
+
+function applyPixelAffine(pixels: Float32Array, channels: number, { a, b }: PixelAffine): void {
+  const v = new Float64Array(channels);
+  for (let p = 0; p < pixels.length; p += channels) {
+    for (let k = 0; k < channels; k++) v[k] = pixels[p + k]!;
+    for (let o = 0; o < channels; o++) {
+      let sum = b[o]!;
+      for (let k = 0; k < channels; k++) sum += a[o * channels + k]! * v[k]!;
+      pixels[p + o] = sum;
+    }
+  }
+}
+
+function checkPreprocessed(y: unknown, shape: number[]): asserts y is tf.Tensor {
+  if (!(y instanceof tf.Tensor) || y.shape.join() !== shape.join()) {
+    throw new XferError(
+      'SHAPE_MISMATCH',
+      `preprocessingFunction must return a tensor of the input's shape [${shape}] but returned ${y instanceof tf.Tensor ? `shape [${y.shape}]` : describeValue(y)}.`,
+    );
   }
 }
 

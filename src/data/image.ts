@@ -5,8 +5,9 @@
  * in both; checked on 500x375 JPEGs against Pillow 9.4).
  *
  * Differences from Keras, on purpose: EXIF orientation is applied (PIL's `load_img` ignores it, so
- * phone photos come out sideways in Keras); 16-bit images are reduced to 8 bits by sharp (PIL keeps
- * 16-bit grayscale as mode I).
+ * phone photos come out sideways in Keras); 16-bit images are reduced to 8 bits by sharp (the high
+ * byte, as PIL does for RGB; PIL keeps 16-bit grayscale as mode I). Images over `limitInputPixels`
+ * are refused from their header, before any pixel memory is allocated (decompression bombs).
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -16,7 +17,7 @@ import * as tf from '../engine/tf.js';
 import { describeValue, invalidParameterError, XferError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { checkBoolean, checkOneOf } from '../util/validate.js';
-import { decodeBmp, decodePnm, isBmp, isPnm, type RawImage } from './decoders.js';
+import { decodeBmp, decodePnm, isBmp, isPnm, PixelLimitError, type RawImage } from './decoders.js';
 import { aspectCropBox, resizeNearest, resizeSmooth } from './resize.js';
 
 /** A decoded image: interleaved 8-bit pixels, row by row (HWC). */
@@ -49,6 +50,28 @@ export interface LoadImgOptions {
   interpolation?: Interpolation;
   /** Centre-crop to the target's aspect ratio before resizing instead of stretching. Default false. */
   keepAspectRatio?: boolean;
+  /**
+   * Refuse images with more pixels than this (width x height), read from the header before any
+   * decoding: a guard against decompression bombs. 0 or Infinity for no limit. Default 268402689
+   * (sharp's default, 0x3FFF x 0x3FFF).
+   */
+  limitInputPixels?: number;
+}
+
+/** sharp's default `limitInputPixels`. */
+export const DEFAULT_PIXEL_LIMIT = 0x3fff * 0x3fff;
+
+export function checkPixelLimitOption(value: unknown): number {
+  if (value === undefined) return DEFAULT_PIXEL_LIMIT;
+  if (value === 0 || value === Number.POSITIVE_INFINITY) return Number.POSITIVE_INFINITY;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+    throw invalidParameterError(
+      'limitInputPixels',
+      'a positive integer (or 0 / Infinity for no limit)',
+      value,
+    );
+  }
+  return value;
 }
 
 /** Validated options, for callers that load many files with one set. */
@@ -57,6 +80,7 @@ export interface ResolvedLoadOptions {
   colorMode: ColorMode;
   interpolation: Interpolation;
   keepAspectRatio: boolean;
+  limitInputPixels: number;
 }
 
 export function checkTargetSize(name: string, value: unknown): [number, number] {
@@ -79,11 +103,12 @@ export function resolveLoadOptions(options: LoadImgOptions = {}): ResolvedLoadOp
     colorMode: checkOneOf('colorMode', options.colorMode ?? 'rgb', COLOR_MODES),
     interpolation: checkOneOf('interpolation', options.interpolation ?? 'nearest', INTERPOLATIONS),
     keepAspectRatio: checkBoolean('keepAspectRatio', options.keepAspectRatio ?? false),
+    limitInputPixels: checkPixelLimitOption(options.limitInputPixels),
   };
 }
 
 /** Reads a file, turning file-system failures into one clear XferError. */
-async function readImageFile(file: string): Promise<Buffer> {
+export async function readImageFile(file: string): Promise<Buffer> {
   try {
     return await fsp.readFile(file);
   } catch (error) {
@@ -130,12 +155,17 @@ function corrupt(file: string, reason: string, cause?: unknown): XferError {
  * decoders here. `failOn: 'error'` aborts on truncated or broken data as PIL does, but accepts
  * what libjpeg only warns about (e.g. "extraneous bytes before marker"), which PIL also accepts.
  */
-export async function decodeImageBytes(bytes: Uint8Array, file: string): Promise<RawImage> {
+export async function decodeImageBytes(
+  bytes: Uint8Array,
+  file: string,
+  limitInputPixels = DEFAULT_PIXEL_LIMIT,
+): Promise<RawImage> {
   if (bytes.length === 0) throw corrupt(file, 'the file is empty (0 bytes)');
   try {
-    if (isBmp(bytes)) return decodeBmp(bytes);
-    if (isPnm(bytes)) return decodePnm(bytes);
-    const { data, info } = await sharp(bytes, { failOn: 'error' })
+    if (isBmp(bytes)) return decodeBmp(bytes, limitInputPixels);
+    if (isPnm(bytes)) return decodePnm(bytes, limitInputPixels);
+    const limit = Number.isFinite(limitInputPixels) ? limitInputPixels : false;
+    const { data, info } = await sharp(bytes, { failOn: 'error', limitInputPixels: limit })
       .autoOrient()
       .toColourspace('srgb')
       .raw()
@@ -148,6 +178,13 @@ export async function decodeImageBytes(bytes: Uint8Array, file: string): Promise
     };
   } catch (error) {
     if (error instanceof XferError) throw error;
+    if (/pixel limit/i.test((error as Error).message)) {
+      // sharp refused from the header; name the size in the message.
+      const { width = 0, height = 0 } = await sharp(bytes, { limitInputPixels: false })
+        .metadata()
+        .catch(() => ({ width: 0, height: 0 }));
+      throw corrupt(file, new PixelLimitError(width, height, limitInputPixels).message, error);
+    }
     throw corrupt(file, (error as Error).message, error);
   }
 }
@@ -156,7 +193,7 @@ export async function decodeImageBytes(bytes: Uint8Array, file: string): Promise
  * PIL's `convert` to L, RGB or RGBA. L is ITU-R 601-2 luma in PIL's fixed point,
  * (R*19595 + G*38470 + B*7471 + 0x8000) >> 16; alpha is dropped, not composited, as PIL does.
  */
-function toColorMode(
+export function toColorMode(
   data: Uint8Array,
   pixels: number,
   from: number,
@@ -229,7 +266,7 @@ export function finishImage(raw: RawImage, options: ResolvedLoadOptions): Img {
 /** `loadImg` without argument checks, for loaders that checked their options once. */
 export async function loadImageFile(file: string, options: ResolvedLoadOptions): Promise<Img> {
   const bytes = await readImageFile(file);
-  return finishImage(await decodeImageBytes(bytes, file), options);
+  return finishImage(await decodeImageBytes(bytes, file, options.limitInputPixels), options);
 }
 
 /**

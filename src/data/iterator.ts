@@ -15,10 +15,12 @@ import { describeValue, invalidParameterError, unknownNameError, XferError } fro
 import { info, warn } from '../util/log.js';
 import { Random } from '../util/random.js';
 import { checkBoolean, checkOneOf, checkPositiveInteger } from '../util/validate.js';
-import type { ImageDataGenerator, TransformParams } from './generator.js';
+import { batchSeed, checkSubset } from './array-iterator.js';
+import type { DataSubset, ImageDataGenerator, TransformParams } from './generator.js';
 import {
   COLOR_MODES,
   type ColorMode,
+  checkPixelLimitOption,
   checkTargetSize,
   type Img,
   INTERPOLATIONS,
@@ -54,6 +56,13 @@ export interface FlowFromDirectoryOptions {
   keepAspectRatio?: boolean;
   /** Follow symbolic links to folders inside class folders. Default false. */
   followLinks?: boolean;
+  /** Skip images with more pixels than this (decompression-bomb guard); 0 for none. Default 268402689. */
+  limitInputPixels?: number;
+  /**
+   * With the generator's `validationSplit`: 'validation' takes the first fraction of each
+   * class's files (in the listing order), 'training' the rest, as Keras does. Default: all files.
+   */
+  subset?: DataSubset;
 }
 
 const OPTION_NAMES = [
@@ -67,15 +76,9 @@ const OPTION_NAMES = [
   'interpolation',
   'keepAspectRatio',
   'followLinks',
+  'subset',
+  'limitInputPixels',
 ];
-
-/** Folds (seed, epoch, batch) into one 32-bit seed with murmur3's finalizer. */
-function batchSeed(seed: number, epoch: number, index: number): number {
-  let h = seed ^ Math.imul(epoch + 1, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
 
 /** How many skipped files a warning names before summarizing. */
 const WARN_LIST_LIMIT = 20;
@@ -100,6 +103,8 @@ export class DirectoryIterator implements BatchSource {
   /** [height, width, channels] of each image in a batch. */
   readonly imageShape: [number, number, number];
   readonly shuffle: boolean;
+  /** 'training', 'validation', or null for all files. */
+  readonly subset: DataSubset | null;
   /** The seed in use: the given one (as an unsigned 32-bit value) or the random one drawn. */
   readonly seed: number;
   /** Images left out: unreadable at scan time, or failing to decode later. */
@@ -119,7 +124,10 @@ export class DirectoryIterator implements BatchSource {
   private constructor(
     directory: string,
     generator: ImageDataGenerator,
-    options: Required<Omit<FlowFromDirectoryOptions, 'classes' | 'seed'>> & { seed: number },
+    options: Required<Omit<FlowFromDirectoryOptions, 'classes' | 'seed' | 'subset'>> & {
+      seed: number;
+      subset: DataSubset | null;
+    },
     scan: Awaited<ReturnType<typeof scanDirectory>>,
   ) {
     this.directory = directory;
@@ -141,12 +149,14 @@ export class DirectoryIterator implements BatchSource {
     const channels = options.colorMode === 'rgb' ? 3 : options.colorMode === 'rgba' ? 4 : 1;
     this.imageShape = [options.targetSize[0], options.targetSize[1], channels];
     this.shuffle = options.shuffle;
+    this.subset = options.subset;
     this.seed = options.seed;
     this.loadOptions = {
       targetSize: options.targetSize,
       colorMode: options.colorMode,
       interpolation: options.interpolation,
       keepAspectRatio: options.keepAspectRatio,
+      limitInputPixels: options.limitInputPixels,
     };
     this.shuffleRandom = new Random(options.seed);
     this.order = this.newOrder();
@@ -191,11 +201,21 @@ export class DirectoryIterator implements BatchSource {
       ),
       keepAspectRatio: checkBoolean('keepAspectRatio', options.keepAspectRatio ?? false),
       followLinks: checkBoolean('followLinks', options.followLinks ?? false),
+      subset: checkSubset(options.subset, generator),
+      limitInputPixels: checkPixelLimitOption(options.limitInputPixels),
     };
     await initBackend();
+    const split = generator.validationSplit;
     const scan = await scanDirectory(directory, {
       classes: options.classes,
       followLinks: resolved.followLinks,
+      limitInputPixels: resolved.limitInputPixels,
+      split:
+        resolved.subset === null
+          ? null
+          : resolved.subset === 'validation'
+            ? [0, split]
+            : [split, 1],
     });
     if (classMode === 'binary' && scan.classNames.length > 2) {
       throw new XferError(
@@ -279,25 +299,11 @@ export class DirectoryIterator implements BatchSource {
       }
     });
     const shape: [number, number, number, number] = [ids.length, height, width, channels];
-    let x: tf.Tensor4D;
-    if (gen.preprocessingFunction) {
-      x = tf.tidy(
-        () =>
-          tf.stack(
-            images.map((_, k) =>
-              gen.standardize(
-                tf.tensor3d(batch.subarray(k * size, (k + 1) * size), [height, width, channels]),
-              ),
-            ),
-          ) as tf.Tensor4D,
-      );
-    } else {
-      if (gen.rescale !== null) {
-        const r = Math.fround(gen.rescale);
-        for (let i = 0; i < batch.length; i++) batch[i] = batch[i]! * r;
-      }
-      x = tf.tensor4d(batch, shape, 'float32');
-    }
+    let x: tf.Tensor4D = tf.tensor4d(
+      gen.standardizePixels(batch, ids.length, this.imageShape),
+      shape,
+      'float32',
+    );
     if (gen.dtype === 'int32') {
       const cast = tf.cast(x, 'int32');
       x.dispose();

@@ -13,7 +13,14 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { describeValue, invalidParameterError, XferError } from '../errors.js';
-import { decodeBmp, decodePnm, isBmp, isPnm } from './decoders.js';
+import {
+  checkPixelLimit,
+  decodeBmp,
+  decodePnm,
+  isBmp,
+  isPnm,
+  PixelLimitError,
+} from './decoders.js';
 
 /** Keras's `white_list_formats` plus WebP and GIF, which sharp reads. */
 export const IMAGE_EXTENSIONS = [
@@ -51,7 +58,7 @@ export function hasImageExtension(name: string): boolean {
 }
 
 /** Whether `p` is a folder, following symbolic links; false for broken links. */
-async function isDirectory(p: string): Promise<boolean> {
+export async function isDirectory(p: string): Promise<boolean> {
   try {
     return (await fsp.stat(p)).isDirectory();
   } catch {
@@ -131,7 +138,7 @@ async function resolveClassNames(directory: string, classes: unknown): Promise<s
  * sorted as path strings, files sorted within each root. Symbolic links to files count; links to
  * folders are followed only with `followLinks` (os.walk's `followlinks`).
  */
-async function listClassFiles(
+export async function listClassFiles(
   directory: string,
   className: string,
   followLinks: boolean,
@@ -213,7 +220,10 @@ function tailLooksComplete(
  * junk after its end marker, which PIL reads, is kept. Damage in the middle of a file that still
  * ends well is caught when the batch is loaded (see DirectoryIterator).
  */
-export async function checkImageFile(file: string): Promise<string | null> {
+export async function checkImageFile(
+  file: string,
+  limitInputPixels = Number.POSITIVE_INFINITY,
+): Promise<string | null> {
   let handle: fsp.FileHandle | undefined;
   let head: Buffer;
   let tail: Buffer;
@@ -232,21 +242,27 @@ export async function checkImageFile(file: string): Promise<string | null> {
   try {
     if (isBmp(head) || isPnm(head)) {
       const bytes = await fsp.readFile(file);
-      if (isBmp(bytes)) decodeBmp(bytes);
-      else decodePnm(bytes);
+      if (isBmp(bytes)) decodeBmp(bytes, limitInputPixels);
+      else decodePnm(bytes, limitInputPixels);
       return null;
     }
-    const { format } = await sharp(file).metadata();
+    const {
+      format,
+      width = 0,
+      height = 0,
+    } = await sharp(file, { limitInputPixels: false }).metadata();
+    checkPixelLimit(width, height, limitInputPixels);
     if (tailLooksComplete(format, head, tail, size)) return null;
     await sharp(file, { failOn: 'error' }).raw().toBuffer();
     return null;
   } catch (error) {
+    if (error instanceof PixelLimitError) return error.message;
     return `not a readable image: ${(error as Error).message}`;
   }
 }
 
 /** Runs `fn` over `items` with at most `limit` calls in flight, keeping the results in order. */
-async function mapLimit<T, R>(
+export async function mapLimit<T, R>(
   items: readonly T[],
   limit: number,
   fn: (item: T) => Promise<R>,
@@ -266,6 +282,10 @@ async function mapLimit<T, R>(
 export interface ScanOptions {
   classes?: string[] | undefined;
   followLinks: boolean;
+  /** Files with more pixels are skipped. Default: no limit. */
+  limitInputPixels?: number;
+  /** [start, stop) fractions of each class's file list to keep (Keras's `split`); null for all. */
+  split?: [number, number] | null;
 }
 
 /** Lists and checks a class-per-folder image tree; throws NOT_FOUND / NO_DATA for unusable trees. */
@@ -277,7 +297,15 @@ export async function scanDirectory(directory: string, options: ScanOptions): Pr
   const skipped: SkippedFile[] = [];
   for (let c = 0; c < classNames.length; c++) {
     const className = classNames[c]!;
-    const candidates = await listClassFiles(directory, className, options.followLinks);
+    const listed = await listClassFiles(directory, className, options.followLinks);
+    let candidates = listed;
+    if (options.split) {
+      // Keras: files[int(start * n):int(stop * n)], on the listing before any file is read.
+      const n = listed.length;
+      candidates = listed.slice(Math.trunc(options.split[0] * n), Math.trunc(options.split[1] * n));
+      // A class with too few files for this subset has none in it, as in Keras.
+      if (candidates.length === 0 && n > 0) continue;
+    }
     if (candidates.length === 0) {
       throw new XferError(
         'NO_DATA',
@@ -285,7 +313,9 @@ export async function scanDirectory(directory: string, options: ScanOptions): Pr
         { directory, class: className },
       );
     }
-    const reasons = await mapLimit(candidates, 16, (f) => checkImageFile(path.join(directory, f)));
+    const reasons = await mapLimit(candidates, 16, (f) =>
+      checkImageFile(path.join(directory, f), options.limitInputPixels),
+    );
     let kept = 0;
     candidates.forEach((filename, i) => {
       const reason = reasons[i];

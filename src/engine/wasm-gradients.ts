@@ -1,10 +1,13 @@
 /**
- * The three convolution-gradient kernels that tfjs-backend-wasm 4.22.0 lacks, so that conv,
- * depthwise and separable layers train on wasm. Each is rewritten as a forward convolution that
- * the wasm backend runs in XNNPACK, with transposes and reshapes around it; no scalar loops.
+ * Convolution gradients for the wasm backend, so that Conv2D, DepthwiseConv2D and SeparableConv2D
+ * layers train on it. tfjs-backend-wasm 4.22.0 has no Conv2DBackpropFilter,
+ * DepthwiseConv2dNativeBackpropFilter or DepthwiseConv2dNativeBackpropInput, and its
+ * Conv2DBackpropInput is a scalar C++ loop about 8x slower than the forward convolution. Each
+ * kernel here is rewritten as forward convolutions that the backend runs in XNNPACK, with only
+ * transposes, reshapes and memory copies around them: no arithmetic in JavaScript.
  *
- * Index conventions (NHWC): x [B, H, W, C], filter [fh, fw, C, Co] (depthwise: [fh, fw, C, M]),
- * dy [B, oh, ow, Co] (depthwise: Co = C * M); s = stride, d = dilation, p = leading padding.
+ * Notation (NHWC): x [B, H, W, C], filter [fh, fw, C, Co] (depthwise: [fh, fw, C, M]),
+ * dy [B, oh, ow, Co] (depthwise: C·M channels); s = stride, d = dilation, p = leading padding.
  */
 import {
   backend_util,
@@ -29,6 +32,11 @@ import {
 import '@tensorflow/tfjs-backend-wasm';
 import { fitAxis, WasmKernelOps } from './wasm-kernel-ops.js';
 import { type Padding, transposedConv } from './wasm-transposed-conv.js';
+
+/** n − 1, …, 1, 0: the taps of a filter axis, flipped. */
+function descending(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => n - 1 - i);
+}
 
 function withOps(
   backend: KernelBackend,
@@ -114,10 +122,9 @@ function conv2DBackpropFilter(args: {
 }
 
 /**
- * Replaces tfjs-backend-wasm's own Conv2DBackpropInput, a scalar C++ loop about 10x slower than
- * the forward convolution: dx is the stride-1 convolution of dy, with s − 1 zeros inserted
- * between its elements, by the spatially flipped filter with its channel axes swapped
- * ([fh, fw, Co, Ci]), which XNNPACK runs as fast as the forward pass (for s = 1).
+ * dx[b, y, x, ci] = Σ_{kh, kw, co} dy[b, (y + p − kh) / s, …, co] · f[kh, kw, ci, co] is a
+ * convolution of dy by the filter with its channel axes swapped ([fh, fw, Co, Ci]) and its taps
+ * reversed; for s > 1, one convolution per output phase (see transposedConv).
  */
 function conv2DBackpropInput(args: {
   inputs: { dy: TensorInfo; filter: TensorInfo };
@@ -150,17 +157,17 @@ function conv2DBackpropInput(args: {
         Co,
       ]);
     }
-    const flipped = ops.run('Reverse', { x: filter }, { dims: [0, 1] });
-    const swapped = ops.reshape(ops.transpose(ops.reshape(flipped, [fh * fw, Ci, Co]), [0, 2, 1]), [
-      fh,
-      fw,
-      Co,
-      Ci,
-    ]);
+    // [fh, fw, Co, Ci] maps dy's channels to x's; its taps are then reversed.
+    const swapped = ops.transpose(ops.reshape(filter, [fh * fw, Ci, Co]), [0, 2, 1]);
+    const flipped = ops.taps(
+      ops.reshape(swapped, [fh, fw, Co, Ci]),
+      descending(fh),
+      descending(fw),
+    );
     const dx = transposedConv(
       ops,
       dy,
-      swapped,
+      flipped,
       Ci,
       info,
       (x, f, dilations, pad) =>
@@ -202,12 +209,7 @@ function depthwiseConv2dNativeBackpropInput(args: {
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outChannels: CM } = info;
   const { filterHeight: fh, filterWidth: fw } = info;
   return withOps(backend, [inputs.dy, filter], (ops) => {
-    const flipped = ops.reshape(ops.run('Reverse', { x: filter }, { dims: [0, 1] }), [
-      fh,
-      fw,
-      CM,
-      1,
-    ]);
+    const flipped = ops.taps(ops.reshape(filter, [fh, fw, CM, 1]), descending(fh), descending(fw));
     const dx = transposedConv(
       ops,
       inputs.dy,

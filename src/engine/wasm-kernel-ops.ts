@@ -78,6 +78,27 @@ export class WasmKernelOps {
   }
 
   /**
+   * A filter [fh, fw, A, B] cut down to the taps `rows × cols`, in that order: out[i, j] =
+   * filter[rows[i], cols[j]]. Reversed index lists flip it, every s-th index subsamples it; each
+   * tap is one contiguous block, so this is a few memmoves where the wasm Reverse and StridedSlice
+   * kernels take tens of milliseconds on a 3×3×512×512 filter.
+   */
+  taps(filter: TensorInfo, rows: number[], cols: number[]): TensorInfo {
+    const [, fw, a, b] = filter.shape as [number, number, number, number];
+    const block = a * b * 4;
+    const out = this.output([rows.length, cols.length, a, b]);
+    const heap = this.heap(out);
+    const [from, to] = [this.offset(filter), this.offset(out)];
+    rows.forEach((r, i) => {
+      cols.forEach((c, j) => {
+        const source = from + (r * fw + c) * block;
+        heap.copyWithin(to + (i * cols.length + j) * block, source, source + block);
+      });
+    });
+    return out;
+  }
+
+  /**
    * Interleaves the s_h·s_w output phases of a strided layer into NHWC [B, H, W, C]:
    * `phases[ry][rx]` holds the pixels (s_h·i + ry, s_w·j + rx) as [B, ⌈(H − ry)/s_h⌉, …, C], or
    * `undefined` where they are all zero.
@@ -118,21 +139,6 @@ export class WasmKernelOps {
     return out;
   }
 
-  private output(shape: number[]): TensorInfo {
-    const out = this.backend.makeOutput(shape, 'float32');
-    this.temporaries.push(out);
-    return out;
-  }
-
-  /** The whole wasm memory, as bytes; a fresh view, since growing the memory detaches old ones. */
-  private heap(any: TensorInfo): Uint8Array {
-    return new Uint8Array(this.backend.typedArrayFromHeap(any).buffer);
-  }
-
-  private offset(x: TensorInfo): number {
-    return this.backend.typedArrayFromHeap(x).byteOffset;
-  }
-
   /** Zero padding, `paddings[axis] = [before, after]`; a no-op when all are 0. */
   pad(x: TensorInfo, paddings: Array<[number, number]>): TensorInfo {
     if (paddings.every(([a, b]) => a === 0 && b === 0)) return x;
@@ -146,7 +152,6 @@ export class WasmKernelOps {
 
   /** Takes `x` out of the scratch space: the caller owns it now. */
   keep(x: TensorInfo): TensorInfo {
-    // A no-op reshape returns its input, which may sit in the list more than once: take the last.
     const index = this.temporaries.lastIndexOf(x);
     if (index >= 0) this.temporaries.splice(index, 1);
     return x;
@@ -166,6 +171,21 @@ export class WasmKernelOps {
   dispose(): void {
     for (const t of this.temporaries) this.backend.disposeData(t.dataId);
     this.temporaries.length = 0;
+  }
+
+  private output(shape: number[]): TensorInfo {
+    const out = this.backend.makeOutput(shape, 'float32');
+    this.temporaries.push(out);
+    return out;
+  }
+
+  /** The whole wasm memory, as bytes; a fresh view, since growing the memory detaches old ones. */
+  private heap(any: TensorInfo): Uint8Array {
+    return new Uint8Array(this.backend.typedArrayFromHeap(any).buffer);
+  }
+
+  private offset(x: TensorInfo): number {
+    return this.backend.typedArrayFromHeap(x).byteOffset;
   }
 }
 

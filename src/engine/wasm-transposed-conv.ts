@@ -116,6 +116,11 @@ interface AxisPhase {
   before: number;
 }
 
+/** The flipped filter's taps that reach one phase: `firstFlipped`, then every `stride`-th. */
+function everyNth(phase: AxisPhase, stride: number): number[] {
+  return Array.from({ length: phase.taps }, (_, t) => phase.firstFlipped + stride * t);
+}
+
 function axisPhase(
   phase: number,
   size: number,
@@ -150,7 +155,6 @@ function phasedTransposedConv(
 ): TensorInfo {
   const { inHeight: H, inWidth: W, strideHeight: sh, strideWidth: sw } = info;
   const [B, oh, ow] = dy.shape as [number, number, number];
-  const [, , fin, mult] = flipped.shape as [number, number, number, number];
   const phases: Array<Array<TensorInfo | undefined>> = [];
   for (let ry = 0; ry < sh; ry++) {
     const row = axisPhase(ry, H, sh, info.filterHeight, info.padInfo.top);
@@ -161,25 +165,7 @@ function phasedTransposedConv(
         phases[ry]!.push(undefined);
         continue;
       }
-      const subFilter = ops.run(
-        'StridedSlice',
-        { x: flipped },
-        {
-          begin: [row.firstFlipped, col.firstFlipped, 0, 0],
-          end: [
-            row.firstFlipped + sh * (row.taps - 1) + 1,
-            col.firstFlipped + sw * (col.taps - 1) + 1,
-            fin,
-            mult,
-          ],
-          strides: [sh, sw, 1, 1],
-          beginMask: 0,
-          endMask: 0,
-          ellipsisMask: 0,
-          newAxisMask: 0,
-          shrinkAxisMask: 0,
-        },
-      );
+      const subFilter = ops.taps(flipped, everyNth(row, sh), everyNth(col, sw));
       const rows = fitAxis(oh, row.before, row.count, row.taps, 1, 1);
       const cols = fitAxis(ow, col.before, col.count, col.taps, 1, 1);
       phases[ry]!.push(

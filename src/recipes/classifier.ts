@@ -10,24 +10,26 @@ import * as path from 'node:path';
 import { ImageDataGenerator } from '../data/index.js';
 import { initBackend } from '../engine/backend.js';
 import * as tf from '../engine/tf.js';
-import { XferError } from '../errors.js';
+import { invalidParameterError, XferError } from '../errors.js';
+import { compiledModel } from '../training/compile.js';
 import {
   Adam,
   type Callback,
-  CSVLogger,
   compile,
-  EarlyStopping,
   evaluate,
-  fit,
-  ModelCheckpoint,
+  groupLearningRates,
   predictImage,
+  type UnfreezeTarget,
+  unfreezeFrom,
 } from '../training/index.js';
-import { loadModel, loadWeights, saveModel } from '../weights/index.js';
 import { pathExists } from '../util/fs.js';
 import { checkPositiveInteger } from '../util/validate.js';
+import { loadModel, loadWeights } from '../weights/index.js';
 import { applicationBackbone, type BackboneSource } from './backbones.js';
 import { preprocessingFunction } from './preprocessing.js';
+import { compiledOptimizer, readTrainingState, restoreTrainingState } from './resume.js';
 import { RUN_FILES, type RunConfig, readRunFolder, writeJson } from './run-folder.js';
+import { finishRun, runTraining } from './run-folder-train.js';
 
 /** The seed's augmentation: rotation 40, shifts 0.2, zoom 0.2, horizontal flip, constant fill. */
 export const SEED_AUGMENTATION = {
@@ -68,6 +70,33 @@ export interface TrainClassifierOptions {
   verbose?: 0 | 1 | 2;
   /** Extra callbacks, e.g. one that prints JSON lines per epoch. */
   callbacks?: Callback[];
+  /**
+   * Aborting it stops training at the next batch boundary: the epoch in progress is abandoned,
+   * the last complete epoch's state stays in `outDir` (resume with `resume: true`), and the call
+   * rejects with an `XferError` of code 'INTERRUPTED'. The CLI aborts it on SIGINT / SIGTERM.
+   */
+  signal?: AbortSignal;
+  /**
+   * Continue the run in `outDir` from its last complete epoch (`last.ckpt`: weights, optimizer
+   * state, callbacks' counters, history), with the data in the same order. Default false.
+   */
+  resume?: boolean;
+  /** Write `report.html` and `plots/` into `outDir`. Default true. */
+  report?: boolean;
+  /**
+   * After the head-only epochs, unfreeze the backbone from this point (a layer name such as
+   * 'block5_conv1', `{ blocks: N }` for the last N blocks, a number of layers with weights, or
+   * 'all'; see `unfreezeFrom`) and fine-tune. Default: no fine-tuning.
+   */
+  fineTune?: UnfreezeTarget;
+  /** Fine-tuning epochs, numbered on after the head-only ones. Default 5. */
+  fineTuneEpochs?: number;
+  /** The head's Adam learning rate while fine-tuning. Default `learningRate / 10`. */
+  fineTuneLearningRate?: number;
+  /** The backbone's learning rate while fine-tuning. Default `fineTuneLearningRate`. */
+  fineTuneBackboneLearningRate?: number;
+  /** Let the backbone's BatchNormalization layers train while fine-tuning. Default false. */
+  trainBatchNorm?: boolean;
 }
 
 export interface TrainClassifierResult {
@@ -76,6 +105,12 @@ export interface TrainClassifierResult {
   history: Record<string, number[]>;
   /** Test-set metrics when `test/` exists. */
   test: { loss: number; accuracy: number } | null;
+  /** With `fineTune`: the test metrics of the best head-only model, before fine-tuning. */
+  headOnlyTest: { loss: number; accuracy: number } | null;
+  /** Seconds of each epoch (of this run and the runs it resumed). */
+  epochSeconds: number[];
+  /** Path of report.html, when written. */
+  reportPath: string | null;
   outDir: string;
   config: RunConfig;
 }
@@ -94,12 +129,48 @@ async function requireSplit(dataDir: string, split: string): Promise<string> {
 
 const VERSION = '0.1.0';
 
+interface FineTuneSettings {
+  target: UnfreezeTarget;
+  epochs: number;
+  learningRate: number;
+  backboneLearningRate: number;
+}
+
+function checkPositiveNumber(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw invalidParameterError(name, 'positive number', value);
+  }
+  return value;
+}
+
+function fineTuneSettings(
+  options: TrainClassifierOptions,
+  learningRate: number,
+): FineTuneSettings | undefined {
+  if (options.fineTune === undefined) return undefined;
+  const lr = checkPositiveNumber(
+    'fineTuneLearningRate',
+    options.fineTuneLearningRate ?? learningRate / 10,
+  );
+  return {
+    target: options.fineTune,
+    epochs: checkPositiveInteger('fineTuneEpochs', options.fineTuneEpochs ?? 5),
+    learningRate: lr,
+    backboneLearningRate: checkPositiveNumber(
+      'fineTuneBackboneLearningRate',
+      options.fineTuneBackboneLearningRate ?? lr,
+    ),
+  };
+}
+
 /**
  * Trains the seed's model on a folder of images and writes a run folder.
  * @example
  * const { test } = await trainClassifier({ dataDir: 'data/cats_and_dogs_small', backbone: 'vgg16' });
  */
-export async function trainClassifier(options: TrainClassifierOptions): Promise<TrainClassifierResult> {
+export async function trainClassifier(
+  options: TrainClassifierOptions,
+): Promise<TrainClassifierResult> {
   await initBackend();
   const source =
     typeof options.backbone === 'string' ? applicationBackbone(options.backbone) : options.backbone;
@@ -110,7 +181,18 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
   const patience = options.patience ?? 10;
   const outDir = options.outDir ?? 'xfer-run';
   const weights = options.weights === undefined ? 'imagenet' : options.weights;
-  const seed = options.seed;
+  // A run records the seed it used, drawn when none is given, so it can be resumed and repeated.
+  const fineTuning = fineTuneSettings(options, learningRate);
+  if (fineTuning && options.resume) {
+    throw new XferError(
+      'UNSUPPORTED',
+      'resuming a run that fine-tunes is not supported yet; start it again without --resume (or resume it without --fine-tune to finish only the head-only epochs).',
+    );
+  }
+  const resumed = options.resume
+    ? await readTrainingState(path.join(outDir, RUN_FILES.lastCheckpoint))
+    : undefined;
+  const seed = options.seed ?? resumed?.state.seed ?? Math.floor(Math.random() * 2 ** 32);
 
   if (!(await pathExists(options.dataDir))) {
     throw new XferError('NOT_FOUND', `data directory ${options.dataDir} does not exist.`, {
@@ -137,7 +219,11 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
     preprocessingFunction: preprocess as (x: tf.Tensor3D) => tf.Tensor3D,
   });
   // Class mode from the class folders: two classes is the seed's binary task.
-  const probe = await evalGen.flowFromDirectory(trainDir, { ...flowOptions, classMode: null, shuffle: false });
+  const probe = await evalGen.flowFromDirectory(trainDir, {
+    ...flowOptions,
+    classMode: null,
+    shuffle: false,
+  });
   const classNames = Object.keys(probe.classIndices).sort(
     (a, b) => probe.classIndices[a]! - probe.classIndices[b]!,
   );
@@ -155,6 +241,9 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
     classes: classNames,
     shuffle: true,
   });
+  // A resumed run sees epoch e's order and augmentation as the uninterrupted run would have.
+  const initialEpoch = resumed?.state.epochsDone ?? 0;
+  for (let e = 0; e < initialEpoch; e++) trainIter.onEpochEnd();
   const valIter = await evalGen.flowFromDirectory(validationDir, {
     ...flowOptions,
     classMode,
@@ -164,7 +253,7 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
 
   const channels = source.colorMode === 'grayscale' ? 1 : 3;
   const backbone = await source.build({ inputShape: [imageSize, imageSize, channels], weights });
-  backbone.trainable = options.freezeBackbone ?? true ? false : true;
+  backbone.trainable = (options.freezeBackbone ?? true) ? false : true;
   const model = tf.sequential({
     name: 'xfer_classifier',
     layers: [
@@ -172,7 +261,11 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
       tf.layers.globalAveragePooling2d({ name: 'global_average_pooling2d' }),
       classMode === 'binary'
         ? tf.layers.dense({ units: 1, activation: 'sigmoid', name: 'output_layer' })
-        : tf.layers.dense({ units: classNames.length, activation: 'softmax', name: 'output_layer' }),
+        : tf.layers.dense({
+            units: classNames.length,
+            activation: 'softmax',
+            name: 'output_layer',
+          }),
     ],
   });
   compile(model, {
@@ -194,44 +287,116 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
     batchSize,
     learningRate,
     augment: options.augment ?? false,
+    freezeBackbone: options.freezeBackbone ?? true,
     patience,
-    seed: seed ?? null,
+    seed: trainIter.seed,
     dataDir: options.dataDir,
+    ...(fineTuning
+      ? {
+          fineTune: fineTuning.target,
+          fineTuneEpochs: fineTuning.epochs,
+          fineTuneLearningRate: fineTuning.learningRate,
+          fineTuneBackboneLearningRate: fineTuning.backboneLearningRate,
+          trainBatchNorm: options.trainBatchNorm ?? false,
+        }
+      : {}),
   };
   await writeJson(path.join(outDir, RUN_FILES.config), config);
   await writeJson(path.join(outDir, RUN_FILES.classes), classNames);
 
   const checkpointPath = path.join(outDir, RUN_FILES.checkpoint);
   const verbose = options.verbose ?? 1;
-  const history = await fit(model, trainIter, {
-    epochs,
-    stepsPerEpoch: trainIter.length,
-    validationData: valIter,
-    validationSteps: valIter.length,
+  const optimizer = compiledOptimizer(model);
+  if (resumed)
+    await restoreTrainingState(
+      model,
+      optimizer,
+      resumed,
+      path.join(outDir, RUN_FILES.lastCheckpoint),
+    );
+  const stage = {
+    outDir,
+    patience,
     verbose,
-    callbacks: [
-      new ModelCheckpoint(checkpointPath, { saveBestOnly: true, saveWeightsOnly: true }),
-      new EarlyStopping({ patience }),
-      new CSVLogger(path.join(outDir, RUN_FILES.history)),
-      ...(options.callbacks ?? []),
-    ],
+    seed: trainIter.seed,
+    callbacks: options.callbacks ?? [],
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+  let training = await runTraining(model, optimizer, trainIter, valIter, {
+    ...stage,
+    epochs,
+    initialEpoch,
+    ...(resumed ? { resumeFrom: resumed.state } : {}),
   });
+  let headOnlyTest: { loss: number; accuracy: number } | null = null;
+  if (fineTuning) {
+    // Fine-tune from the best head (Keras's recipe), numbering epochs on; the checkpoint keeps
+    // the best epoch of both stages, early stopping starts afresh at the lower rate.
+    if (await pathExists(checkpointPath)) await loadWeights(model, checkpointPath);
+    if (hasTest) {
+      // The head-only model's test metrics, to show what fine-tuning added.
+      const headIter = await evalGen.flowFromDirectory(testDir, {
+        ...flowOptions,
+        classMode,
+        classes: classNames,
+        shuffle: false,
+      });
+      const logs = await evaluate(model, headIter, { verbose: 0 });
+      headOnlyTest = { loss: logs.loss!, accuracy: logs.accuracy! };
+    }
+    unfreezeFrom(model, fineTuning.target, { trainBatchNorm: options.trainBatchNorm ?? false });
+    const groups = groupLearningRates(backbone, {
+      learningRate: fineTuning.learningRate,
+      backboneLearningRate: fineTuning.backboneLearningRate,
+    });
+    compile(model, {
+      optimizer: groups,
+      loss: compiledModel(model).lossName,
+      metrics: ['accuracy'],
+    });
+    training = await runTraining(model, groups, trainIter, valIter, {
+      ...stage,
+      epochs: training.epochsDone + fineTuning.epochs,
+      initialEpoch: training.epochsDone,
+      resumeFrom: {
+        ...training,
+        finished: false,
+        earlyStopping: { wait: 0, best: null, bestEpoch: 0, stoppedEpoch: 0 },
+      },
+    });
+  }
   // The run keeps the best epoch, not the last: evaluate and save what the checkpoint holds.
   if (await pathExists(checkpointPath)) await loadWeights(model, checkpointPath);
 
-  let test: TrainClassifierResult['test'] = null;
-  if (hasTest) {
-    const testIter = await evalGen.flowFromDirectory(testDir, {
-      ...flowOptions,
-      classMode,
-      classes: classNames,
-      shuffle: false,
-    });
-    const metrics = await evaluate(model, testIter, { verbose: 0 });
-    test = { loss: metrics.loss!, accuracy: metrics.accuracy! };
-  }
-  await saveModel(model, path.join(outDir, RUN_FILES.model));
-  return { model, classNames, history: history.history, test, outDir, config };
+  const testIter = hasTest
+    ? await evalGen.flowFromDirectory(testDir, {
+        ...flowOptions,
+        classMode,
+        classes: classNames,
+        shuffle: false,
+      })
+    : null;
+  const finished = await finishRun(model, {
+    outDir,
+    config,
+    classNames,
+    backbone: source.name,
+    iterators: { train: trainIter, validation: valIter, ...(testIter ? { test: testIter } : {}) },
+    state: training,
+    report: options.report ?? true,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  return {
+    model,
+    classNames,
+    history: training.history,
+    test: finished.test,
+    headOnlyTest,
+    epochSeconds: training.epochSeconds,
+    reportPath: finished.reportPath,
+    outDir,
+    config,
+  };
 }
 
 export interface Prediction {

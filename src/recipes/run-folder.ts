@@ -1,25 +1,35 @@
 /**
  * The run folder `xfer train --out <dir>` writes and `xfer predict <dir>` reads:
- *   model/          the trained model, tfjs layers format (model.json + weights.bin)
+ *   model/          the trained model (best epoch), tfjs layers format (model.json + weights.bin)
  *   best.weights.h5 the best checkpoint (Keras .h5 weights)
+ *   last.ckpt       the last complete epoch: weights, optimizer state, callbacks' state (resume)
  *   classes.json    class names in index order
  *   config.json     everything needed to reproduce the run and to preprocess new images
  *   history.csv     per-epoch metrics
+ *   report.html     the report people look at; plots/*.png beside it
+ * Every file appears whole or not at all (temp file + rename), so a killed process never leaves
+ * a file that cannot be read.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import type * as tf from '../engine/tf.js';
 import { XferError } from '../errors.js';
-import { pathExists, writeFileAtomic } from '../util/fs.js';
+import { pathExists, tempPathFor, writeFileAtomic } from '../util/fs.js';
+import { saveModel } from '../weights/index.js';
 import type { Preprocessing } from './preprocessing.js';
 
 export const RUN_FILES = {
   model: 'model',
   checkpoint: 'best.weights.h5',
+  lastCheckpoint: 'last.ckpt',
   classes: 'classes.json',
   config: 'config.json',
   history: 'history.csv',
+  report: 'report.html',
+  plots: 'plots',
 } as const;
 
+/** config.json: the full configuration of a run; `xfer train --config` takes it back. */
 export interface RunConfig {
   xferVersion: string;
   backbone: string;
@@ -32,7 +42,10 @@ export interface RunConfig {
   batchSize: number;
   learningRate: number;
   augment: boolean;
+  /** Absent in run folders written before it was recorded: read as true. */
+  freezeBackbone?: boolean;
   patience: number;
+  /** The seed in use: the one given, or the one drawn when none was, so a run can be repeated. */
   seed: number | null;
   dataDir: string;
 }
@@ -41,14 +54,35 @@ export async function writeJson(file: string, value: unknown): Promise<void> {
   await writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-async function readJson<T>(file: string, what: string): Promise<T> {
+export async function readJson<T>(file: string, what: string): Promise<T> {
   try {
     return JSON.parse(await fsp.readFile(file, 'utf8')) as T;
   } catch (error) {
-    throw new XferError('CORRUPT_FILE', `cannot read ${what} ${file}: ${(error as Error).message}`, {
-      file,
-    });
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new XferError(
+      missing ? 'NOT_FOUND' : 'CORRUPT_FILE',
+      `cannot read ${what} ${file}: ${(error as Error).message}`,
+      { file },
+    );
   }
+}
+
+/**
+ * Saves a tfjs model folder so that `dir` holds either the old model or the new one, never a
+ * model.json of one and the weights of the other: the folder is written beside it and renamed.
+ */
+export async function saveModelAtomic(model: tf.LayersModel, dir: string): Promise<void> {
+  const temp = tempPathFor(dir);
+  await saveModel(model, temp);
+  const old = (await pathExists(dir)) ? tempPathFor(dir) : undefined;
+  try {
+    if (old) await fsp.rename(dir, old);
+    await fsp.rename(temp, dir);
+  } catch (error) {
+    await fsp.rm(temp, { recursive: true, force: true });
+    throw error;
+  }
+  if (old) await fsp.rm(old, { recursive: true, force: true });
 }
 
 /** Reads and checks a run folder's classes and config; a missing piece is named. */
@@ -63,20 +97,50 @@ export async function readRunFolder(
     );
   }
   const missing: string[] = [];
-  for (const name of [RUN_FILES.config, RUN_FILES.classes, path.join(RUN_FILES.model, 'model.json')]) {
+  for (const name of [
+    RUN_FILES.config,
+    RUN_FILES.classes,
+    path.join(RUN_FILES.model, 'model.json'),
+  ]) {
     if (!(await pathExists(path.join(dir, name)))) missing.push(name);
   }
   if (missing.length > 0) {
+    const resumable = await pathExists(path.join(dir, RUN_FILES.lastCheckpoint));
     throw new XferError(
       'NOT_FOUND',
-      `model directory ${dir} is incomplete: missing ${missing.join(', ')}. It should be the --out folder of a finished \`xfer train\`.`,
+      `model directory ${dir} is incomplete: missing ${missing.join(', ')}. It should be the --out folder of a finished \`xfer train\`${resumable ? `; this one was interrupted: finish it with \`xfer train --resume ${dir}\`` : ''}.`,
       { dir, missing },
     );
   }
   const config = await readJson<RunConfig>(path.join(dir, RUN_FILES.config), 'run config');
   const classNames = await readJson<string[]>(path.join(dir, RUN_FILES.classes), 'class list');
   if (!Array.isArray(classNames) || classNames.some((c) => typeof c !== 'string')) {
-    throw new XferError('CORRUPT_FILE', `${path.join(dir, RUN_FILES.classes)} is not a list of class names.`);
+    throw new XferError(
+      'CORRUPT_FILE',
+      `${path.join(dir, RUN_FILES.classes)} is not a list of class names.`,
+    );
   }
   return { config, classNames, modelDir: path.join(dir, RUN_FILES.model) };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp files and folders a killed process left in a run folder (`tempPathFor`'s
+ * `.<name>.<pid>.<hex>.tmp`), keeping those of processes still running.
+ */
+export async function removeStaleTempFiles(dir: string): Promise<void> {
+  const names = await fsp.readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name)?.[1];
+    if (pid === undefined || Number(pid) === process.pid || processAlive(Number(pid))) continue;
+    await fsp.rm(path.join(dir, name), { recursive: true, force: true });
+  }
 }

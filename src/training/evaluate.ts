@@ -6,6 +6,7 @@ import type { BatchSource } from '../data/source.js';
 import { initBackend } from '../engine/backend.js';
 import type * as tf from '../engine/tf.js';
 import { checkPositiveInteger } from '../util/validate.js';
+import { inferBatch } from './accelerate.js';
 import { pumpBatches, toBatchSource } from './batches.js';
 import { type Callback, CallbackList, checkCallbacks, type Logs } from './callback.js';
 import { type CompiledModel, checkLayersModel, compiledModel } from './compile.js';
@@ -23,7 +24,10 @@ export interface EvaluateOptions {
   callbacks?: Callback[];
 }
 
-/** The evaluation loop shared by `evaluate` and `fit`'s validation. */
+/**
+ * The evaluation loop shared by `evaluate` and `fit`'s validation; the model runs on
+ * onnxruntime-node when it can be exported (`XFER_ACCELERATE=0`: tfjs).
+ */
 export async function evaluateLoop(
   model: tf.LayersModel,
   info: CompiledModel,
@@ -31,12 +35,13 @@ export async function evaluateLoop(
   steps: number,
   callbacks: CallbackList,
   prefix = '',
+  infer: (x: tf.Tensor) => Promise<tf.Tensor> = (x) => inferBatch(model, x),
 ): Promise<Logs> {
   const tracker = new MeanTracker(['loss', ...info.metrics.map((m) => m.name)]);
   await callbacks.call('onTestBegin');
   await pumpBatches(source, { position: 0 }, steps, true, async (batch, step) => {
     await callbacks.call('onTestBatchBegin', step);
-    tracker.update(await testStep(model, info, batch.x, batch.y!), batch.x.shape[0]!);
+    tracker.update(await testStep(model, info, batch.x, batch.y!, infer), batch.x.shape[0]!);
     await callbacks.call('onTestBatchEnd', step, tracker.result());
     return true;
   });

@@ -7,6 +7,8 @@ import { initBackend } from '../engine/backend.js';
 import * as tf from '../engine/tf.js';
 import { invalidParameterError, XferError } from '../errors.js';
 import { checkPositiveInteger } from '../util/validate.js';
+import { inferBatch } from './accelerate.js';
+import { type FrozenSplit, frozenSplit, isDeterministicSource } from './accelerate-fit.js';
 import { type Cursor, isBatchSource, pumpBatches, toBatchSource } from './batches.js';
 import { type Callback, CallbackList, checkCallbacks, type Logs } from './callback.js';
 import { checkLayersModel, compiledModel } from './compile.js';
@@ -132,6 +134,29 @@ export async function fit(
     const variables = trainableVariables(model);
     const names = ['loss', ...info.metrics.map((m) => m.name)];
     const cursor: Cursor = { position: 0 };
+    // The frozen prefix runs on onnxruntime (cached without augmentation), the rest in tfjs.
+    const deterministic = isDeterministicSource(source, isTensors);
+    let split: FrozenSplit | null = null;
+    const trainOn = async (x: tf.Tensor, y: tf.Tensor): Promise<number[]> => {
+      split = await frozenSplit(model, variables, x.shape.slice(1), deterministic);
+      if (!split) return trainStep(model, info, variables, x, y);
+      const features = await split.features(x);
+      try {
+        return await trainStep(split.head, info, variables, features, y);
+      } finally {
+        features.dispose();
+      }
+    };
+    const validationInfer = async (x: tf.Tensor): Promise<tf.Tensor> => {
+      const current = split as FrozenSplit | null;
+      if (!current) return inferBatch(model, x);
+      const features = await current.features(x);
+      try {
+        return tf.tidy(() => current.head.apply(features, { training: false }) as tf.Tensor);
+      } finally {
+        features.dispose();
+      }
+    };
     model.stopTraining = false;
     await list.call('onTrainBegin');
     let epochLogs: Logs = {};
@@ -140,10 +165,7 @@ export async function fit(
       const tracker = new MeanTracker(names);
       await pumpBatches(source, cursor, steps, true, async (batch, step) => {
         await list.call('onTrainBatchBegin', step);
-        tracker.update(
-          await trainStep(model, info, variables, batch.x, batch.y!),
-          batch.x.shape[0]!,
-        );
+        tracker.update(await trainOn(batch.x, batch.y!), batch.x.shape[0]!);
         await list.call('onTrainBatchEnd', step, tracker.result());
         // Keras stops mid-epoch too (TerminateOnNaN); the epoch still ends normally.
         return !model.stopTraining;
@@ -152,7 +174,15 @@ export async function fit(
       if (validation) {
         Object.assign(
           epochLogs,
-          await evaluateLoop(model, info, validation, validationSteps!, list, 'val_'),
+          await evaluateLoop(
+            model,
+            info,
+            validation,
+            validationSteps!,
+            list,
+            'val_',
+            validationInfer,
+          ),
         );
       }
       await list.call('onEpochEnd', epoch, epochLogs);

@@ -4,6 +4,22 @@ export { type CompileOptions, compile, type LossOrMetricFn } from './compile.js'
 export { CSVLogger, type CSVLoggerOptions } from './csv-logger.js';
 export { EarlyStopping, type EarlyStoppingOptions } from './early-stopping.js';
 export { type EvaluateOptions, evaluate } from './evaluate.js';
+export { type FineTuneOptions, type FineTuneResult, findBackbone, fineTune } from './fine-tune.js';
+export {
+  blockOf,
+  flatLayers,
+  freezeBackbone,
+  type UnfreezeOptions,
+  type UnfreezeResult,
+  type UnfreezeTarget,
+  unfreezeFrom,
+} from './fine-tune-layers.js';
+export {
+  type GroupLearningRatesOptions,
+  GroupOptimizer,
+  type GroupOptimizerName,
+  groupLearningRates,
+} from './fine-tune-optimizer.js';
 export { type FitOptions, fit } from './fit.js';
 export { History } from './history.js';
 export { ModelCheckpoint, type ModelCheckpointOptions } from './model-checkpoint.js';

@@ -7,6 +7,7 @@ import { initBackend } from '../engine/backend.js';
 import * as tf from '../engine/tf.js';
 import { invalidParameterError, XferError } from '../errors.js';
 import { checkNumberInRange } from '../util/validate.js';
+import { inferBatch } from './accelerate.js';
 import { checkLayersModel } from './compile.js';
 
 export interface PredictImageOptions {
@@ -101,7 +102,7 @@ export async function predictImage(
   let output: tf.Tensor | undefined;
   try {
     if (preprocessInput) input = await preprocessInput(batch);
-    output = tf.tidy(() => model.apply(input, { training: false }) as tf.Tensor);
+    output = await inferBatch(model, input);
     const values = Array.from(await output.data());
     return classify(values, threshold, options.classNames);
   } finally {

@@ -1,12 +1,14 @@
 /**
  * Keras's `model.predict` over a batch source or a tensor: the model in inference mode on each
  * batch, the outputs concatenated in order. Labels a source carries are ignored (and disposed).
+ * The model runs on onnxruntime-node when it can be exported (`XFER_ACCELERATE=0`: tfjs).
  */
 import type { BatchSource } from '../data/source.js';
 import { initBackend } from '../engine/backend.js';
 import * as tf from '../engine/tf.js';
 import { invalidParameterError } from '../errors.js';
 import { checkPositiveInteger } from '../util/validate.js';
+import { inferBatch } from './accelerate.js';
 import { arrayBatches } from './array-batches.js';
 import { isBatchSource, pumpBatches } from './batches.js';
 import { type Callback, CallbackList, checkCallbacks } from './callback.js';
@@ -71,7 +73,7 @@ export async function predict(
     await list.call('onPredictBegin');
     await pumpBatches(source, { position: 0 }, steps, false, async (batch, step) => {
       await list.call('onPredictBatchBegin', step);
-      outputs.push(tf.tidy(() => model.apply(batch.x, { training: false }) as tf.Tensor));
+      outputs.push(await inferBatch(model, batch.x));
       await list.call('onPredictBatchEnd', step);
       return true;
     });

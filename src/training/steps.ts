@@ -136,18 +136,27 @@ export async function trainStep(
   }
 }
 
-/** Loss and metrics of a batch in inference mode; resolves to `[loss, ...metrics]`. */
+/**
+ * Loss and metrics of a batch in inference mode; resolves to `[loss, ...metrics]`. `infer` computes
+ * the predictions (e.g. on onnxruntime); default the model in tfjs.
+ */
 export async function testStep(
   model: tf.LayersModel,
   info: CompiledModel,
   x: tf.Tensor,
   y: tf.Tensor,
+  infer?: (x: tf.Tensor) => Promise<tf.Tensor>,
 ): Promise<number[]> {
-  const values = tf.tidy(() => {
-    const pred = model.apply(x, { training: false }) as tf.Tensor;
-    return [computeLoss(model, info, y, pred), ...metricValues(info, y, pred)];
-  });
-  return readScalars(values);
+  const predicted = infer ? await infer(x) : undefined;
+  try {
+    const values = tf.tidy(() => {
+      const pred = predicted ?? (model.apply(x, { training: false }) as tf.Tensor);
+      return [computeLoss(model, info, y, pred), ...metricValues(info, y, pred)];
+    });
+    return await readScalars(values);
+  } finally {
+    predicted?.dispose();
+  }
 }
 
 /**

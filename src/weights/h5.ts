@@ -27,8 +27,8 @@ const SLICE_BYTES = 64 * 1024 * 1024;
 const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 // H5G object types as h5wasm's get_type returns them.
-const H5G_GROUP = 0;
-const H5G_DATASET = 1;
+export const H5G_GROUP = 0;
+export const H5G_DATASET = 1;
 // H5T classes in h5wasm metadata.
 const H5T_INTEGER = 0;
 const H5T_FLOAT = 1;
@@ -50,13 +50,13 @@ export function h5Ready(): Promise<void> {
 }
 
 /** The loaded h5wasm; callers have awaited `h5Ready()`. */
-function hdf5(): H5wasm {
+export function hdf5(): H5wasm {
   if (!lib) throw new Error('h5wasm is not loaded: await h5Ready() first');
   return lib;
 }
 
 /** The first line of an HDF5 error stack that says what failed, e.g. "unable to open file". */
-function hdf5Reason(error: unknown): string {
+export function hdf5Reason(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   const minor = [...text.matchAll(/minor: (.+)/g)].map((m) => m[1]!.trim());
   const first = /#000: .*?\(\): (.+)/.exec(text)?.[1]?.trim();
@@ -71,7 +71,7 @@ let throwingDepth = 0;
  * error stack and carries on). Synchronous on purpose: no other HDF5 call can interleave. Nests:
  * only the outermost call switches the handler back.
  */
-function withHdf5Errors<T>(work: () => T): T {
+export function withHdf5Errors<T>(work: () => T): T {
   if (throwingDepth++ === 0) hdf5().Module.activate_throwing_error_handler();
   try {
     return work();
@@ -96,7 +96,11 @@ export async function isHdf5File(file: string): Promise<boolean> {
   }
 }
 
-function corrupt(file: string, what: string, details: Record<string, unknown> = {}): XferError {
+export function corrupt(
+  file: string,
+  what: string,
+  details: Record<string, unknown> = {},
+): XferError {
   return new XferError('CORRUPT_FILE', `${file} is not a readable Keras weight file: ${what}`, {
     file,
     ...details,
@@ -104,7 +108,7 @@ function corrupt(file: string, what: string, details: Record<string, unknown> = 
 }
 
 /** Reads one HDF5 file without ever following a link, caching group listings. */
-class SafeReader {
+export class SafeReader {
   private readonly children = new Map<string, Set<string>>();
 
   constructor(

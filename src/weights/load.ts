@@ -8,11 +8,23 @@ import { initBackend } from '../engine/backend.js';
 import * as tf from '../engine/tf.js';
 import { invalidParameterError, XferError } from '../errors.js';
 import { pathExists, withAtomicPath } from '../util/fs.js';
+import { info, warn } from '../util/log.js';
 import { checkBoolean } from '../util/validate.js';
 import { getFile } from './download.js';
 import { h5Ready, isHdf5File, type LayerToWrite, readKerasH5, writeKerasH5 } from './h5.js';
+import { hfUrl, isHfSource } from './hf.js';
+import { pickleRefusal, readKerasArchive } from './keras-archive.js';
+import {
+  configKeys,
+  entriesByConfig,
+  entriesByModelKeys,
+  isKeras3Layout,
+  readKeras3H5,
+} from './keras3.js';
 import { type Assignment, type MatchContext, matchByName, matchByOrder } from './match.js';
 import { kerasWeightNames, legacyWeights } from './model-weights.js';
+import { looksLikeSafetensors, readSafetensors } from './safetensors.js';
+import { pickNameMap, storedLayersFromSafetensors } from './safetensors-layers.js';
 import type { StoredLayer, WeightValues } from './stored.js';
 import { MODEL_JSON, readModelFolder, storedLayersFromFolder } from './tfjs-format.js';
 
@@ -24,13 +36,24 @@ export interface LoadWeightsOptions {
   byName?: boolean;
   /** Skip, with a warning each, layers whose weight count or shapes differ instead of failing. Default `false`. */
   skipMismatch?: boolean;
-  /** For an http(s) `source`: the file's md5 or sha256, checked after download. Default: no check. */
+  /** For an http(s) or `hf:` `source`: the file's md5 or sha256, checked after download. Default: no check. */
   fileHash?: string;
+  /**
+   * For a `.safetensors` file: its name layout (`'torchvision-resnet50'`, `'torchvision-mobilenet_v2'`,
+   * `'timm-mobilenetv2'`). Default: detected from the tensor names.
+   */
+  layout?: string;
 }
 
 type Source =
   | { kind: 'h5'; file: string; label: string }
+  | { kind: 'keras3'; file: string; label: string }
+  | { kind: 'keras'; file: string; label: string }
+  | { kind: 'safetensors'; file: string; label: string }
   | { kind: 'tfjs'; path: string; label: string };
+
+/** PyTorch's pickle-based file endings; such files are refused, never opened. */
+const PICKLE_EXTENSIONS = /\.(pt|pth|bin|ckpt|pkl|pickle)$/i;
 
 function isUrl(source: string): boolean {
   return /^https?:\/\//i.test(source);
@@ -44,7 +67,14 @@ function urlFileName(url: URL): string {
 
 async function resolveSource(source: string, fileHash: string | undefined): Promise<Source> {
   let local = source;
-  if (isUrl(source)) {
+  if (PICKLE_EXTENSIONS.test(source.replace(/[?#].*$/, ''))) throw pickleRefusal(source);
+  if (isHfSource(source)) {
+    const hf = hfUrl(source);
+    local = await getFile(hf.cacheName, hf.url, {
+      cacheSubdir: 'huggingface',
+      ...(fileHash === undefined ? {} : { fileHash }),
+    });
+  } else if (isUrl(source)) {
     const url = new URL(source);
     local = await getFile(urlFileName(url), source, fileHash === undefined ? {} : { fileHash });
   }
@@ -66,26 +96,27 @@ async function resolveSource(source: string, fileHash: string | undefined): Prom
     return { kind: 'tfjs', path: local, label };
   }
   if (local.toLowerCase().endsWith('.json')) return { kind: 'tfjs', path: local, label };
-  if (await isHdf5File(local)) return { kind: 'h5', file: local, label };
-  const head = Buffer.alloc(4);
+  if (await isHdf5File(local)) {
+    await h5Ready();
+    return { kind: isKeras3Layout(local) ? 'keras3' : 'h5', file: local, label };
+  }
+  const head = Buffer.alloc(16);
   const handle = await fsp.open(local, 'r');
   try {
-    await handle.read(head, 0, 4, 0);
+    await handle.read(head, 0, 16, 0);
   } finally {
     await handle.close();
   }
-  if (head.toString('latin1') === 'PK\x03\x04') {
-    throw new XferError(
-      'UNSUPPORTED',
-      `${local} is a zip archive (a Keras 3 '.keras' file?); xfer reads Keras's HDF5 weight files. In Keras, save with model.save('model.h5') or model.save_weights('weights.h5') (Keras 2) and load that.`,
-      {
-        path: local,
-      },
-    );
+  if (head.subarray(0, 4).toString('latin1') === 'PK\x03\x04')
+    return { kind: 'keras', file: local, label };
+  // A bare pickle starts with PROTO (0x80) and a protocol number 2..5.
+  if (head[0] === 0x80 && head[1]! >= 2 && head[1]! <= 5) throw pickleRefusal(local);
+  if (local.toLowerCase().endsWith('.safetensors') || looksLikeSafetensors(head, stat.size)) {
+    return { kind: 'safetensors', file: local, label };
   }
   throw new XferError(
     'CORRUPT_FILE',
-    `${local} is neither an HDF5 file (no HDF5 signature) nor a tfjs model.json; it may be damaged or an incomplete download.`,
+    `${local} is neither an HDF5 file (no HDF5 signature) nor a tfjs model.json, a .keras archive or a .safetensors file; it may be damaged or an incomplete download.`,
     {
       path: local,
     },
@@ -139,14 +170,24 @@ function checkModel(model: unknown): tf.LayersModel {
 }
 
 /**
- * Loads weights into `model`, like Keras's `model.load_weights`. `source` is a Keras `.h5` file
- * (`save_weights` output, a whole-model `model.save('x.h5')`, or Keras's ImageNet files), a tfjs
- * model folder or its model.json (loaded by name), or an http(s) URL (cached with `getFile`).
- * Nothing is assigned unless everything fits; a mismatch names the first layer that differs.
+ * Loads weights into `model`, like Keras's `model.load_weights`. `source` is one of:
+ * - a Keras legacy `.h5` file (`save_weights` output, a whole-model `model.save('x.h5')`, Keras's
+ *   ImageNet files), by order or `byName`;
+ * - a Keras 3 `.weights.h5` (matched as Keras 3 does, by class name and position) or `.keras`
+ *   archive (by layer name, from its config.json; nothing in the config is run);
+ * - a tfjs model folder or its model.json (by name; Keras 3 configs too);
+ * - a PyTorch `.safetensors` state dict in torchvision or timm layout (ResNet50, MobileNetV2), by
+ *   name through the architecture's name map, transposed to tfjs layouts, its batch norm epsilon
+ *   applied to the model; build the model with `TorchvisionResNet50` / `TorchvisionMobileNetV2`;
+ * - an http(s) URL or `hf:<org>/<repo>[/<file>]` (default file `model.safetensors`), cached with
+ *   `getFile` and checked against `fileHash` when given.
+ * Pickle files (`.pt`, `.pth`, `.bin`) are refused: unpickling runs code. Nothing is assigned
+ * unless everything fits; a mismatch names the first layer that differs.
  * @example
  * const model = VGG16({ includeTop: false, weights: null });
  * await loadWeights(model, 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5');
  * await loadWeights(head, 'checkpoint.h5', { byName: true, skipMismatch: true });
+ * await loadWeights(resnet, 'hf:timm/resnet50.tv_in1k', { fileHash: '<sha256>' });
  */
 export async function loadWeights(
   model: tf.LayersModel,
@@ -159,6 +200,9 @@ export async function loadWeights(
   }
   const byName = checkBoolean('byName', opts.byName ?? false);
   const skipMismatch = checkBoolean('skipMismatch', opts.skipMismatch ?? false);
+  if (opts.layout !== undefined && typeof opts.layout !== 'string') {
+    throw invalidParameterError('layout', 'a safetensors layout name', opts.layout);
+  }
   await initBackend();
   const resolved = await resolveSource(source, opts.fileHash);
   if (resolved.kind === 'tfjs') {
@@ -168,11 +212,89 @@ export async function loadWeights(
     assign(matchByName(model.layers, layers, context), resolved.label);
     return;
   }
+  const context = { source: resolved.label, skipMismatch };
+  if (resolved.kind === 'safetensors') {
+    await loadSafetensors(model, resolved.file, resolved.label, opts.layout, skipMismatch);
+    return;
+  }
   await h5Ready();
+  if (resolved.kind === 'keras') {
+    const archive = await readKerasArchive(resolved.file);
+    try {
+      const names = configKeys(archive.config, resolved.label);
+      readKeras3H5(archive.weightsFile, (entries) => {
+        const layers = entriesByConfig(entries, names, resolved.label);
+        assign(matchByName(model.layers, layers, context), resolved.label);
+      });
+    } finally {
+      await archive.dispose();
+    }
+    return;
+  }
+  if (resolved.kind === 'keras3') {
+    readKeras3H5(resolved.file, (entries) => {
+      const layers = entriesByModelKeys(model, entries, resolved.label);
+      assign(matchByName(model.layers, layers, context), resolved.label);
+    });
+    return;
+  }
   readKerasH5(resolved.file, (contents) => {
-    const context = { source: resolved.label, skipMismatch };
     assign(match(model, contents.layers, byName, context), resolved.label);
   });
+}
+
+/**
+ * A PyTorch state dict by name, through its architecture's name map; the batch norms it loads take
+ * the source's epsilon (torchvision's 1e-5), so the model computes what the source computes.
+ */
+async function loadSafetensors(
+  model: tf.LayersModel,
+  file: string,
+  label: string,
+  layout: string | undefined,
+  skipMismatch: boolean,
+): Promise<void> {
+  const st = await readSafetensors(file);
+  const map = pickNameMap(st, layout);
+  const layers = storedLayersFromSafetensors(st, map, skipMismatch);
+  let assignments: Assignment[];
+  try {
+    assignments = matchByName(model.layers, layers, { source: label, skipMismatch });
+  } catch (error) {
+    if (error instanceof XferError && error.code === 'WEIGHTS_MISMATCH') {
+      throw new XferError(
+        'WEIGHTS_MISMATCH',
+        `${error.message} The file is in the ${map.name} layout; build the model with ${map.builder}, which reproduces that network (no conv biases, its padding and strides).`,
+        { ...error.details, layout: map.name },
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  assign(assignments, label);
+  if (!model.layers.some((layer) => layer.name === map.builderMarker)) {
+    warn(
+      `loadWeights: ${label} is a ${map.name} state dict, but the model was not built with ${map.builder}; its padding differs from PyTorch's, so its outputs will differ from the source network's.`,
+    );
+  }
+  const changed = new Set<string>();
+  for (const { target } of assignments) {
+    const layer = target.owner as unknown as {
+      epsilon?: number;
+      getClassName(): string;
+      name: string;
+    };
+    if (layer.getClassName() === 'BatchNormalization' && layer.epsilon !== map.bnEpsilon) {
+      // tfjs reads `epsilon` at call time and serializes it, so the change is the model's from now on.
+      layer.epsilon = map.bnEpsilon;
+      changed.add(layer.name);
+    }
+  }
+  if (changed.size > 0) {
+    info(
+      `loadWeights: set the epsilon of ${changed.size} BatchNormalization layer(s) to ${map.bnEpsilon}, the ${map.name} source's.`,
+    );
+  }
 }
 
 /**

@@ -9,6 +9,7 @@ import { initBackend } from '../engine/backend.js';
 import * as tf from '../engine/tf.js';
 import { XferError } from '../errors.js';
 import { pathExists, writeFileAtomic } from '../util/fs.js';
+import { isKeras3Topology, rewriteKeras3Topology } from './keras3-config.js';
 import type { StoredLayer, StoredWeight, WeightValues } from './stored.js';
 
 export const MODEL_JSON = 'model.json';
@@ -313,8 +314,15 @@ export async function loadModel(source: string): Promise<tf.LayersModel> {
       { path: folder.modelJsonPath },
     );
   }
+  // A Keras 3 config (tfjs cannot parse it) is rewritten, allowlisted layers only.
+  const modelTopology = isKeras3Topology(folder.json.modelTopology)
+    ? rewriteKeras3Topology(folder.json.modelTopology, folder.modelJsonPath)
+    : folder.json.modelTopology;
   try {
-    return await tf.loadLayersModel(folderLoadHandler(folder), { strict: true });
+    return await tf.loadLayersModel(
+      folderLoadHandler({ ...folder, json: { ...folder.json, modelTopology } }),
+      { strict: true },
+    );
   } catch (error) {
     const message = (error as Error).message ?? String(error);
     const unknown = /Unknown layer: (\S+?)\.?\s/.exec(`${message} `);

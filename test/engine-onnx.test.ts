@@ -1,0 +1,254 @@
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { listApplications } from '../src/applications/index.js';
+import { initBackend } from '../src/engine/backend.js';
+import { exportOnnx, OnnxExportError } from '../src/engine/onnx/export.js';
+import { OrtModel, runOnnx } from '../src/engine/ort.js';
+import * as tf from '../src/engine/tf.js';
+import { Random } from '../src/util/random.js';
+
+/**
+ * Weights at the scale of trained ones (He-normal kernels, BN statistics away from 0 and 1), so
+ * outputs are O(1) and a wrong transpose, pad or fold shows up (tfjs's zero biases, unit BN
+ * statistics and shrinking activations would hide them).
+ */
+function realisticWeights(model: tf.LayersModel, seed: number): void {
+  const random = new Random(seed);
+  const uniform = (n: number, lo: number, hi: number) =>
+    Float32Array.from({ length: n }, () => lo + (hi - lo) * random.next());
+  const values = model.weights.map((w) => {
+    const size = w.shape.reduce((a: number, b) => a * (b as number), 1) as number;
+    const name = w.originalName ?? w.name;
+    if (w.dtype !== 'float32') return tf.clone(w.read());
+    let data: Float32Array;
+    if (/kernel$/.test(name)) {
+      const fanIn = name.endsWith('depthwise_kernel')
+        ? (w.shape[0] as number) * (w.shape[1] as number)
+        : size / (w.shape[w.shape.length - 1] as number);
+      const scale = Math.sqrt(3 * (2 / fanIn));
+      data = uniform(size, -scale, scale);
+    } else if (/gamma$/.test(name)) data = uniform(size, 0.6, 1.4);
+    else if (/variance$/.test(name)) data = uniform(size, 0.4, 1.6);
+    else data = uniform(size, -0.2, 0.2); // bias, beta, moving_mean
+    return tf.tensor(data, w.shape as number[]);
+  });
+  model.setWeights(values);
+  tf.dispose(values);
+}
+
+async function compare(
+  model: tf.LayersModel,
+  x: tf.Tensor,
+  options = {},
+): Promise<{ diff: number; scale: number }> {
+  const ref = model.predict(x) as tf.Tensor;
+  const out = await runOnnx(model, x, options);
+  try {
+    assert.deepEqual(out.shape, ref.shape);
+    const diff = tf.max(tf.abs(tf.sub(ref, out))).dataSync()[0]!;
+    const scale = tf.max(tf.abs(ref)).dataSync()[0]!;
+    return { diff, scale };
+  } finally {
+    tf.dispose([ref, out]);
+  }
+}
+
+before(async () => {
+  await initBackend();
+});
+
+function maxDiff(a: tf.Tensor, b: tf.Tensor): { diff: number; scale: number } {
+  return {
+    diff: tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!),
+    scale: tf.tidy(() => tf.max(tf.abs(a)).dataSync()[0]!),
+  };
+}
+
+// One build per application (with top, at its minimum size): the whole model, and the feature
+// extractor as the prefix up to the spec's feature layer (what includeTop: false builds).
+// Deeper variants (resnet101, densenet169...) repeat their family's layers; all of them run with
+// XFER_TEST_ALL_APPLICATIONS=1 (minutes on 2 cores).
+const ALL = process.env.XFER_TEST_ALL_APPLICATIONS === '1';
+const FAMILY_REPRESENTATIVES = new Set([
+  'vgg16',
+  'resnet50',
+  'resnet50v2',
+  'mobilenet',
+  'mobilenet_v2',
+  'densenet121',
+  'inception_v3',
+  'xception',
+  'efficientnetb0',
+]);
+
+describe('ONNX export of every registered application matches tfjs', () => {
+  for (const spec of listApplications()) {
+    const skip =
+      ALL || FAMILY_REPRESENTATIVES.has(spec.name)
+        ? false
+        : 'its family is tested; XFER_TEST_ALL_APPLICATIONS=1 runs it';
+    test(spec.name, { skip }, async () => {
+      const size = spec.minInputSize;
+      const model = await spec.build({
+        includeTop: true,
+        weights: null,
+        inputShape: [size, size, 3],
+        classifierActivation: null,
+        classes: 10,
+      });
+      try {
+        realisticWeights(model, 7);
+        const x = tf.randomUniform([1, size, size, 3], -1, 1, 'float32', 3);
+        const whole = await compare(model, x);
+        assert.ok(whole.scale > 1e-3, `outputs at a usable scale (max |y| = ${whole.scale})`);
+        assert.ok(
+          whole.diff <= 1e-4 * whole.scale,
+          `with top: max |ort - tfjs| = ${whole.diff} for an output scale of ${whole.scale}`,
+        );
+
+        const features = tf.model({
+          inputs: model.inputs,
+          outputs: model.getLayer(spec.featureLayer).output as tf.SymbolicTensor,
+        });
+        const want = features.predict(x) as tf.Tensor;
+        const got = await runOnnx(model, x, { upTo: spec.featureLayer });
+        const prefix = maxDiff(want, got);
+        tf.dispose([x, want, got]);
+        assert.ok(prefix.scale > 1e-3, `features at a usable scale (${prefix.scale})`);
+        assert.ok(
+          prefix.diff <= 1e-4 * prefix.scale,
+          `features: max |ort - tfjs| = ${prefix.diff} for a scale of ${prefix.scale}`,
+        );
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+});
+
+describe('exportOnnx', () => {
+  function toyModel(inputShape: [number | null, number | null, number]): tf.LayersModel {
+    const input = tf.input({ shape: inputShape });
+    const a = tf.layers
+      .conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', name: 'c1' })
+      .apply(input);
+    const b = tf.layers.batchNormalization({ name: 'bn1' }).apply(a);
+    const c = tf.layers.leakyReLU({ alpha: 0.1, name: 'lrelu' }).apply(b);
+    const p = tf.layers
+      .maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'mp' })
+      .apply(c);
+    const q = tf.layers
+      .averagePooling2d({ poolSize: 2, strides: 1, padding: 'same', name: 'ap' })
+      .apply(c);
+    const s = tf.layers
+      .separableConv2d({
+        filters: 4,
+        kernelSize: 3,
+        padding: 'same',
+        strides: 2,
+        name: 'sep',
+        activation: 'relu6',
+      })
+      .apply(c);
+    const cat = tf.layers
+      .concatenate({ name: 'cat' })
+      .apply([p as tf.SymbolicTensor, s as tf.SymbolicTensor]);
+    const mul = tf.layers
+      .multiply({ name: 'mul' })
+      .apply([p as tf.SymbolicTensor, s as tf.SymbolicTensor]);
+    const d = tf.layers
+      .depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, padding: 'valid', name: 'dw' })
+      .apply(q);
+    const gm = tf.layers.globalMaxPooling2d({ name: 'gmp' }).apply(d);
+    const f = tf.layers.flatten({ name: 'flat' }).apply(cat);
+    const r = tf.layers.dense({ units: 5, activation: 'tanh', name: 'd1' }).apply(f);
+    const m = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(mul);
+    const all = tf.layers
+      .concatenate({ name: 'cat2' })
+      .apply([r as tf.SymbolicTensor, m as tf.SymbolicTensor, gm as tf.SymbolicTensor]);
+    const drop = tf.layers.dropout({ rate: 0.5, name: 'drop' }).apply(all);
+    const out = tf.layers.dense({ units: 3, activation: 'softmax', name: 'out' }).apply(drop);
+    return tf.model({ inputs: input, outputs: out as tf.SymbolicTensor, name: 'toy' });
+  }
+
+  test('odd sizes: TF puts the extra padding pixel at the end, for conv and pooling', async () => {
+    const model = toyModel([9, 11, 3]);
+    realisticWeights(model, 1);
+    const x = tf.randomUniform([3, 9, 11, 3], -1, 1, 'float32', 5);
+    const { diff, scale } = await compare(model, x);
+    x.dispose();
+    assert.ok(diff <= 1e-5 * Math.max(scale, 1), `diff ${diff}`);
+  });
+
+  test('a model of open image size exports at a given size', async () => {
+    const input = tf.input({ shape: [null, null, 3] });
+    const conv = tf.layers
+      .conv2d({ filters: 3, kernelSize: 3, strides: 2, padding: 'same' })
+      .apply(input);
+    const gap = tf.layers.globalAveragePooling2d({}).apply(conv) as tf.SymbolicTensor;
+    const open = tf.model({ inputs: input, outputs: gap });
+    assert.throws(() => exportOnnx(open), /pass imageSize: \[height, width\]/);
+    realisticWeights(open, 2);
+    const x = tf.randomUniform([2, 13, 8, 3], -1, 1, 'float32', 6);
+    const { diff, scale } = await compare(open, x);
+    x.dispose();
+    assert.ok(diff <= 1e-5 * Math.max(scale, 1), `diff ${diff}`);
+  });
+
+  test('a prefix, up to a layer inside a nested model, and BN folding', async () => {
+    const backbone = await listApplications()
+      .find((s) => s.name === 'mobilenet_v2')!
+      .build({ includeTop: false, weights: null, inputShape: [32, 32, 3] });
+    realisticWeights(backbone, 3);
+    backbone.trainable = false;
+    const model = tf.sequential({
+      layers: [
+        backbone,
+        tf.layers.globalAveragePooling2d({ name: 'gap' }),
+        tf.layers.dense({ units: 1, activation: 'sigmoid' }),
+      ],
+    });
+    const x = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 8);
+    const whole = await compare(model, x);
+    assert.ok(
+      whole.diff <= 1e-4 * whole.scale,
+      `whole model diff ${whole.diff} for ${whole.scale}`,
+    );
+
+    const prefix = exportOnnx(model, { upTo: 'block_3_expand_relu' });
+    assert.deepEqual(prefix.output.shape, [null, 8, 8, 144]);
+    // bn_Conv1, expanded_conv (2), block_1 and block_2 (3 each), block_3_expand_BN.
+    assert.equal(prefix.foldedBatchNorms, 10);
+    const runner = await OrtModel.fromBytes(prefix.bytes, prefix);
+    const got = await runner.run(x);
+    await runner.release();
+    const sub = tf.model({
+      inputs: backbone.inputs,
+      outputs: backbone.getLayer('block_3_expand_relu').output as tf.SymbolicTensor,
+    });
+    const want = sub.predict(x) as tf.Tensor;
+    const diff = tf.max(tf.abs(tf.sub(want, got))).dataSync()[0]!;
+    const scale = tf.max(tf.abs(want)).dataSync()[0]!;
+    assert.ok(diff <= 1e-4 * scale, `prefix diff ${diff} scale ${scale}`);
+    tf.dispose([x, got, want]);
+    assert.throws(() => exportOnnx(model, { upTo: 'nope' }), /has no layer named 'nope'/);
+  });
+
+  test('an unsupported layer is named in the error, unless it lies after the exported prefix', () => {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.dense({ units: 4, inputShape: [3], name: 'first' }),
+        tf.layers.layerNormalization({ name: 'norm' }),
+        tf.layers.dense({ units: 2, name: 'last' }),
+      ],
+    });
+    assert.throws(
+      () => exportOnnx(model),
+      (error: unknown) =>
+        error instanceof OnnxExportError &&
+        /cannot export layer 'norm' \(LayerNormalization\)/.test(error.message),
+    );
+    const prefix = exportOnnx(model, { upTo: 'first' });
+    assert.deepEqual(prefix.output.shape, [null, 4]);
+  });
+});

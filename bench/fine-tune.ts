@@ -6,7 +6,7 @@
  * in inference mode on both sides (Keras's fine-tuning default; PyTorch `model.eval()`).
  *
  *   node --import tsx bench/fine-tune.ts [--batch 16] [--reps 3] [--models vgg16,mobilenet_v2]
- *                                        [--no-torch] [--tfjs-whole]
+ *                                        [--no-torch] [--tfjs-whole] [--threads N]
  *
  * `--tfjs-whole` also times the whole model in tfjs (the frozen prefix's forward pass on the
  * wasm backend too), the path taken without onnxruntime.
@@ -34,11 +34,14 @@ const { values: args } = parseArgs({
     models: { type: 'string', default: 'vgg16,mobilenet_v2' },
     'no-torch': { type: 'boolean', default: false },
     'tfjs-whole': { type: 'boolean', default: false },
+    threads: { type: 'string', default: String(os.availableParallelism()) },
   },
 });
 const BATCH = Number(args.batch);
 const REPS = Number(args.reps);
 const SIZE = 224;
+/** onnxruntime's and PyTorch's threads (tfjs-wasm has one in Node). */
+const THREADS = Number(args.threads);
 
 interface Case {
   name: string;
@@ -108,6 +111,7 @@ async function timeXfer(c: Case): Promise<XferTiming> {
   const prefix = await OrtModel.fromLayersModel(backbone, {
     upTo: layers[start - 1]!.name,
     imageSize: [SIZE, SIZE],
+    threads: THREADS,
   });
   const suffix = suffixModel(
     layers.slice(start),
@@ -201,7 +205,7 @@ function findTorchPython(): string | undefined {
 }
 
 function timeTorch(python: string, c: Case): { stepMs: number; torch: string; threads: number } {
-  const threads = String(os.availableParallelism());
+  const threads = String(THREADS);
   const run = spawnSync(
     python,
     ['-c', TORCH_SCRIPT, c.torchModel, String(c.torchStart), String(BATCH), threads, String(REPS)],
@@ -214,7 +218,7 @@ function timeTorch(python: string, c: Case): { stepMs: number; torch: string; th
 await initBackend();
 const python = args['no-torch'] ? undefined : findTorchPython();
 console.log(
-  `fine-tuning step, batch ${BATCH}, ${SIZE}x${SIZE}, median of ${REPS}; tfjs backend ${backendName()}, ${os.availableParallelism()} CPUs`,
+  `fine-tuning step, batch ${BATCH}, ${SIZE}x${SIZE}, median of ${REPS}; tfjs backend ${backendName()}, ${os.availableParallelism()} CPUs, onnxruntime and PyTorch threads ${THREADS}, load average ${os.loadavg()[0]!.toFixed(1)}`,
 );
 if (!python) {
   console.log(

@@ -9,10 +9,12 @@
  *     evaluated end to end on the test images.
  * (b) scratch: the same architecture, seeded random weights, every layer trainable (BN in
  *     training mode), the same optimizer, learning rate, batches and epochs.
- * Both use inputs x / 255, Adam, binary cross-entropy, mini-batches shuffled by the seed, and the
- * last epoch's weights. Prints test accuracy and wall time per seed.
+ * Both use inputs x / 255, Adam, binary cross-entropy and mini-batches shuffled by the seed. Each
+ * is scored on the test images twice: with the last epoch's weights, and with the weights of the
+ * epoch of lowest validation loss (what ModelCheckpoint(save_best_only) keeps). Prints both, with
+ * wall and CPU seconds (the machine may be shared), per seed.
  *
- * Usage: node --import tsx scripts/demo-check.ts [--data DIR] [--backbone DIR] [--epochs 20]
+ * Usage: node --import tsx scripts/demo-check.ts [--data DIR] [--backbone DIR] [--epochs 10]
  *        [--batch 20] [--lr 0.01] [--seeds 1,2,3]
  */
 import { promises as fsp } from 'node:fs';
@@ -44,7 +46,9 @@ async function loadSplit(dir: string): Promise<{ split: Split; classes: string[]
   const labels: number[] = [];
   let shape: [number, number] | undefined;
   for (const [label, name] of classes.entries()) {
-    const files = (await fsp.readdir(path.join(dir, name))).filter((f) => f.endsWith('.png')).sort();
+    const files = (await fsp.readdir(path.join(dir, name)))
+      .filter((f) => f.endsWith('.png'))
+      .sort();
     for (const file of files) {
       const { data, info } = await sharp(path.join(dir, name, file))
         .toColourspace('b-w')
@@ -66,7 +70,9 @@ async function loadSplit(dir: string): Promise<{ split: Split; classes: string[]
 }
 
 function head(input: tf.SymbolicTensor, seed: number): tf.SymbolicTensor {
-  const pooled = tf.layers.globalAveragePooling2d({ name: 'global_average_pooling2d' }).apply(input);
+  const pooled = tf.layers
+    .globalAveragePooling2d({ name: 'global_average_pooling2d' })
+    .apply(input);
   return tf.layers
     .dense({
       units: 1,
@@ -77,24 +83,67 @@ function head(input: tf.SymbolicTensor, seed: number): tf.SymbolicTensor {
     .apply(pooled) as tf.SymbolicTensor;
 }
 
-/** Seeded mini-batch training with trainOnBatch (fit's shuffle uses Math.random). */
+interface RunResult {
+  /** Test accuracy with the last epoch's weights. */
+  last: number;
+  /** Test accuracy with the weights of the epoch of lowest validation loss (ModelCheckpoint). */
+  best: number;
+  bestEpoch: number;
+}
+
+/**
+ * Seeded mini-batch training with trainOnBatch (fit's shuffle uses Math.random). After each
+ * epoch the validation loss decides, as ModelCheckpoint(save_best_only) does, which weights are
+ * kept; both the last and the kept weights are scored on the test split.
+ */
 async function train(
   model: tf.LayersModel,
-  data: Split,
+  data: { train: Split; validation: Split; test: Split },
   options: { epochs: number; batch: number; seed: number },
-): Promise<void> {
+): Promise<RunResult> {
   const random = new Random(options.seed);
-  const order = Array.from({ length: data.x.shape[0] }, (_, i) => i);
-  for (let epoch = 0; epoch < options.epochs; epoch++) {
+  const order = Array.from({ length: data.train.x.shape[0] }, (_, i) => i);
+  let bestLoss = Number.POSITIVE_INFINITY;
+  let best: tf.Tensor[] = [];
+  let bestEpoch = 0;
+  for (let epoch = 1; epoch <= options.epochs; epoch++) {
     random.shuffle(order);
     for (let start = 0; start < order.length; start += options.batch) {
       const picked = tf.tensor1d(order.slice(start, start + options.batch), 'int32');
-      const xb = tf.gather(data.x, picked);
-      const yb = tf.gather(data.y, picked);
+      const xb = tf.gather(data.train.x, picked);
+      const yb = tf.gather(data.train.y, picked);
       await model.trainOnBatch(xb, yb);
       tf.dispose([picked, xb, yb]);
     }
+    const loss = await validationLoss(model, data.validation);
+    if (loss < bestLoss) {
+      bestLoss = loss;
+      bestEpoch = epoch;
+      tf.dispose(best);
+      best = model.getWeights().map((w) => w.clone());
+    }
   }
+  const last = await accuracy(model, data.test);
+  model.setWeights(best);
+  tf.dispose(best);
+  return { last, best: await accuracy(model, data.test), bestEpoch };
+}
+
+async function validationLoss(model: tf.LayersModel, data: Split): Promise<number> {
+  const loss = tf.tidy(() => {
+    const p = tf.clipByValue(
+      model.predict(data.x, { batchSize: 100 }) as tf.Tensor,
+      1e-7,
+      1 - 1e-7,
+    );
+    const y = data.y;
+    return tf.neg(
+      tf.mean(tf.add(tf.mul(y, tf.log(p)), tf.mul(tf.sub(1, y), tf.log(tf.sub(1, p))))),
+    );
+  });
+  const value = (await loss.data())[0]!;
+  loss.dispose();
+  return value;
 }
 
 async function accuracy(model: tf.LayersModel, data: Split): Promise<number> {
@@ -113,12 +162,16 @@ function cpuSeconds(since: NodeJS.CpuUsage): number {
   return (used.user + used.system) / 1e6;
 }
 
+function format(name: string, r: RunResult, wall: number, cpu: number): string {
+  return `${name} ${r.last.toFixed(3)} last / ${r.best.toFixed(3)} best-val (epoch ${r.bestEpoch}) ${wall.toFixed(1)} s wall ${cpu.toFixed(1)} s cpu`;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       data: { type: 'string', default: DEMO_DATA_DIR },
       backbone: { type: 'string', default: DEMO_BACKBONE_DIR },
-      epochs: { type: 'string', default: '20' },
+      epochs: { type: 'string', default: '10' },
       batch: { type: 'string', default: '20' },
       lr: { type: 'string', default: '0.01' },
       seeds: { type: 'string', default: '1,2,3' },
@@ -129,44 +182,70 @@ async function main(): Promise<void> {
   const lr = Number(values.lr);
   const backend = await initBackend();
 
-  const { split: trainData, classes } = await loadSplit(path.join(values.data, 'train'));
-  const { split: testData } = await loadSplit(path.join(values.data, 'test'));
+  const splits = {
+    train: (await loadSplit(path.join(values.data, 'train'))).split,
+    validation: (await loadSplit(path.join(values.data, 'validation'))).split,
+    test: (await loadSplit(path.join(values.data, 'test'))).split,
+  };
+  const { classes } = await loadSplit(path.join(values.data, 'test'));
+  const counts = Object.entries(splits).map(([k, v]) => `${v.x.shape[0]} ${k}`);
   console.log(
-    `backend ${backend}; classes ${classes.join(', ')}; ${trainData.x.shape[0]} train, ${testData.x.shape[0]} test images; epochs ${epochs}, batch ${batch}, Adam lr ${lr}`,
+    `backend ${backend}; classes ${classes.join(', ')}; ${counts.join(', ')} images; epochs ${epochs}, batch ${batch}, Adam lr ${lr}`,
   );
 
   for (const seed of values.seeds.split(',').map(Number)) {
-    // (a) transfer
+    // (a) transfer: the frozen backbone's features once, then the head alone.
     let started = performance.now();
     let cpu = process.cpuUsage();
     const backbone = await demoBackbone({ weights: values.backbone });
     backbone.trainable = false;
-    const features = { x: backbone.predict(trainData.x, { batchSize: 100 }) as tf.Tensor4D, y: trainData.y };
-    const featureInput = tf.input({ shape: features.x.shape.slice(1) });
+    const featuresOf = (s: Split): Split => ({
+      x: backbone.predict(s.x, { batchSize: 100 }) as tf.Tensor4D,
+      y: s.y,
+    });
+    const features = {
+      train: featuresOf(splits.train),
+      validation: featuresOf(splits.validation),
+      test: featuresOf(splits.test),
+    };
+    const featureInput = tf.input({ shape: features.train.x.shape.slice(1) });
     const headModel = tf.model({ inputs: featureInput, outputs: head(featureInput, seed) });
     headModel.compile({ optimizer: tf.train.adam(lr), loss: 'binaryCrossentropy' });
-    await train(headModel, features, { epochs, batch, seed });
-    // The assembled model, as a user holds it: frozen backbone, then the trained head's layers.
-    const transfer = tf.sequential({ layers: [backbone, headModel.layers[1]!, headModel.layers[2]!] });
-    const transferAccuracy = await accuracy(transfer, testData);
-    const transferSeconds = (performance.now() - started) / 1000;
+    const transferResult = await train(headModel, features, { epochs, batch, seed });
+    const transferWall = (performance.now() - started) / 1000;
     const transferCpu = cpuSeconds(cpu);
-    const trainable = transfer.trainableWeights.reduce((n, w) => n + tf.util.sizeFromShape(w.shape as number[]), 0);
-    features.x.dispose();
+    // The assembled model, as a user holds it: the frozen backbone, then the head's layers. It
+    // must score what the head scored on the cached features.
+    const transfer = tf.sequential({
+      layers: [backbone, headModel.layers[1]!, headModel.layers[2]!],
+    });
+    const endToEnd = await accuracy(transfer, splits.test);
+    if (endToEnd !== transferResult.best) {
+      throw new Error(
+        `assembled model scores ${endToEnd}, the head on features ${transferResult.best}`,
+      );
+    }
+    const trainable = transfer.trainableWeights.reduce(
+      (n, w) => n + tf.util.sizeFromShape(w.shape as number[]),
+      0,
+    );
+    tf.dispose([features.train.x, features.validation.x, features.test.x]);
 
-    // (b) scratch
+    // (b) scratch: the same architecture, random weights, everything trainable.
     started = performance.now();
     cpu = process.cpuUsage();
     const scratchBase = buildDemoBackbone({ seed });
-    const scratch = tf.model({ inputs: scratchBase.inputs, outputs: head(scratchBase.outputs[0]!, seed) });
+    const scratch = tf.model({
+      inputs: scratchBase.inputs,
+      outputs: head(scratchBase.outputs[0]!, seed),
+    });
     scratch.compile({ optimizer: tf.train.adam(lr), loss: 'binaryCrossentropy' });
-    await train(scratch, trainData, { epochs, batch, seed });
-    const scratchAccuracy = await accuracy(scratch, testData);
-    const scratchSeconds = (performance.now() - started) / 1000;
+    const scratchResult = await train(scratch, splits, { epochs, batch, seed });
+    const scratchWall = (performance.now() - started) / 1000;
     const scratchCpu = cpuSeconds(cpu);
 
     console.log(
-      `seed ${seed}: transfer ${transferAccuracy.toFixed(3)} (${transferSeconds.toFixed(1)} s wall, ${transferCpu.toFixed(1)} s cpu, ${trainable} trainable params) | scratch ${scratchAccuracy.toFixed(3)} (${scratchSeconds.toFixed(1)} s wall, ${scratchCpu.toFixed(1)} s cpu, ${scratch.countParams()} params)`,
+      `seed ${seed}: ${format('transfer', transferResult, transferWall, transferCpu)} (${trainable} trainable) | ${format('scratch', scratchResult, scratchWall, scratchCpu)} (${scratch.countParams()} params)`,
     );
     transfer.dispose();
     scratch.dispose();

@@ -51,7 +51,9 @@ export function parseIdx(buffer: Uint8Array): IdxArray {
   const offset = 4 + 4 * rank;
   const size = dims.reduce((a, b) => a * b, 1);
   if (buffer.byteLength !== offset + size) {
-    throw new Error(`IDX size mismatch: header says ${size} bytes, file has ${buffer.byteLength - offset}`);
+    throw new Error(
+      `IDX size mismatch: header says ${size} bytes, file has ${buffer.byteLength - offset}`,
+    );
   }
   return { dims, data: buffer.subarray(offset) };
 }
@@ -66,7 +68,10 @@ export interface FashionMnistSplit {
 }
 
 /** Loads the `train` (60,000 images) or `t10k` (10,000 images) split. */
-export function loadFashionMnist(split: 'train' | 't10k', dir = FASHION_MNIST_DIR): FashionMnistSplit {
+export function loadFashionMnist(
+  split: 'train' | 't10k',
+  dir = FASHION_MNIST_DIR,
+): FashionMnistSplit {
   const read = (name: string) => parseIdx(gunzipSync(readFileSync(path.join(dir, name))));
   const images = read(`${split}-images-idx3-ubyte.gz`);
   const labels = read(`${split}-labels-idx1-ubyte.gz`);

@@ -48,7 +48,10 @@ async function writeImages(
   const written: Buffer[] = [];
   for (const index of indices) {
     const png = await encodePng(imageAt(split, index), split.width, split.height);
-    await fsp.writeFile(path.join(outDir, `${splitName}-${String(index).padStart(5, '0')}.png`), png);
+    await fsp.writeFile(
+      path.join(outDir, `${splitName}-${String(index).padStart(5, '0')}.png`),
+      png,
+    );
     written.push(png);
   }
   return written;
@@ -73,7 +76,11 @@ async function main(): Promise<void> {
     },
   });
   const folders = values.classes.split(',');
-  const sizes = { train: Number(values.train), validation: Number(values.validation), test: Number(values.test) };
+  const sizes = {
+    train: Number(values.train),
+    validation: Number(values.validation),
+    test: Number(values.test),
+  };
   const trainSplit = loadFashionMnist('train', values.source);
   const testSplit = loadFashionMnist('t10k', values.source);
   await fsp.rm(values.out, { recursive: true, force: true });
@@ -84,7 +91,12 @@ async function main(): Promise<void> {
     const fromTest = indicesOf(testSplit, label);
     const plan: [string, FashionMnistSplit, string, number[]][] = [
       ['train', trainSplit, 'train', fromTrain.slice(0, sizes.train)],
-      ['validation', trainSplit, 'train', fromTrain.slice(sizes.train, sizes.train + sizes.validation)],
+      [
+        'validation',
+        trainSplit,
+        'train',
+        fromTrain.slice(sizes.train, sizes.train + sizes.validation),
+      ],
       ['test', testSplit, 't10k', fromTest.slice(0, sizes.test)],
     ];
     for (const [dir, split, splitName, indices] of plan) {

@@ -638,17 +638,23 @@ test("NASNetMobile: Keras's counts, cells and names, 'tf' preprocessing, a forwa
       'global_average_pooling2d',
       'predictions',
     ]);
-    // 44 filters in the first stack, 88 and 176 after each reduction; 6 branches concatenated.
-    assert.deepEqual(model.getLayer('normal_conv_1_0').getWeights()[0]!.shape, [1, 1, 264, 44]);
+    // 44 filters in the first stack, 88 and 176 after each reduction; a normal cell concatenates
+    // 6 branches, a reduction cell 4 (stem_2: 4 x 22 = 88 channels into normal cell 0).
+    assert.deepEqual(model.getLayer('normal_conv_1_0').getWeights()[0]!.shape, [1, 1, 88, 44]);
     assert.deepEqual(model.getLayer('normal_concat_12').outputShape, [null, 7, 7, 1056]);
+    // reduce_4's previous output (6 x 44 = 264 channels, same size) is projected to 88 first.
+    assert.deepEqual(
+      model.getLayer('adjust_conv_projection_reduce_4').getWeights()[0]!.shape,
+      [1, 1, 264, 88],
+    );
     assert.deepEqual(
       model
         .getLayer('separable_conv_1_reduction_right1_reduce_4')
         .getWeights()
         .map((w) => w.shape),
       [
-        [7, 7, 264, 1],
-        [1, 1, 264, 88],
+        [7, 7, 88, 1],
+        [1, 1, 88, 88],
       ],
     );
     // The shifted second path of a reducing adjustment: pad, crop, pool, conv (4 of them).

@@ -18,7 +18,7 @@ import { type Classifier, loadClassifier } from '../src/recipes/classifier.js';
 import { preprocessingFunction } from '../src/recipes/preprocessing.js';
 import { serve } from '../src/serve/index.js';
 import { Random } from '../src/util/random.js';
-import { exportTfjs } from '../src/weights/export.js';
+import { exportTfjs } from '../src/recipes/export.js';
 import { REPO_ROOT } from './helpers/cli.js';
 import { makeTempDir, patternImage } from './helpers/image-folders.js';
 import { buildRunFolder } from './helpers/serve-run.js';

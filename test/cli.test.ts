@@ -117,6 +117,21 @@ test('train --json then predict --json, end to end on a generated folder', async
     assert.equal(p.className, ['cats', 'dogs'][p.classIndex]);
     assert.ok(p.probability >= 0 && p.probability <= 1);
   }
+  // Every export format from the run folder, as files another runtime can read.
+  for (const [format, file] of [
+    ['onnx', 'run.onnx'],
+    ['tfjs', 'run-tfjs'],
+    ['keras-h5', 'run.weights.h5'],
+  ] as const) {
+    const target = path.join(tmp, file);
+    const exported = await runXfer(['export', out, '--format', format, '--output', target, '--json']);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.equal(jsonLines(exported.stdout)[0]!.format, format);
+    const stat = await fsp.stat(format === 'tfjs' ? path.join(target, 'model.json') : target);
+    assert.ok(stat.size > 0, `${format} wrote ${target}`);
+  }
+  assertUserError(await runXfer(['export', out, '--format', 'coreml']), 2, /unknown export format 'coreml'/);
+
   // A weights file that does not fit the architecture names the first differing layer.
   const mismatch = await runXfer([
     'train', data, '--backbone', 'vgg16', '--weights', path.join(out, 'best.weights.h5'),

@@ -27,7 +27,12 @@ const NON_TRAINABLE = 2 * (16 + 32 + 64);
 
 const LAYER_NAMES = [
   'input_1',
-  ...[1, 2, 3].flatMap((b) => [`block${b}_conv1`, `block${b}_bn`, `block${b}_relu`, ...(b < 3 ? [`block${b}_pool`] : [])]),
+  ...[1, 2, 3].flatMap((b) => [
+    `block${b}_conv1`,
+    `block${b}_bn`,
+    `block${b}_relu`,
+    ...(b < 3 ? [`block${b}_pool`] : []),
+  ]),
 ];
 
 async function pngFiles(dir: string): Promise<string[]> {
@@ -50,9 +55,16 @@ async function loadSplit(split: string): Promise<{ x: tf.Tensor4D; labels: numbe
 }
 
 test('the demo data has the seed layout: train/validation/test, one folder per class, expected counts', async () => {
-  assert.deepEqual((await fsp.readdir(DEMO_DATA_DIR)).sort(), ['LICENSE', 'test', 'train', 'validation']);
+  assert.deepEqual((await fsp.readdir(DEMO_DATA_DIR)).sort(), [
+    'LICENSE',
+    'test',
+    'train',
+    'validation',
+  ]);
   for (const [split, count] of Object.entries(SPLIT_SIZES)) {
-    assert.deepEqual((await fsp.readdir(path.join(DEMO_DATA_DIR, split))).sort(), [...DEMO_CLASSES]);
+    assert.deepEqual((await fsp.readdir(path.join(DEMO_DATA_DIR, split))).sort(), [
+      ...DEMO_CLASSES,
+    ]);
     for (const name of DEMO_CLASSES) {
       const dir = path.join(DEMO_DATA_DIR, split, name);
       assert.equal((await pngFiles(dir)).length, count, `${split}/${name}`);
@@ -75,7 +87,11 @@ test('every demo image is a 28x28 single-channel 8-bit PNG, and no image appears
         assert.equal(meta.channels, 1, file);
         assert.equal(meta.depth, 'uchar', file);
         const key = bytes.toString('base64');
-        assert.equal(seen.get(key), undefined, `${split}/${name}/${file} duplicates ${seen.get(key)}`);
+        assert.equal(
+          seen.get(key),
+          undefined,
+          `${split}/${name}/${file} duplicates ${seen.get(key)}`,
+        );
         seen.set(key, `${split}/${name}/${file}`);
       }
     }
@@ -105,13 +121,19 @@ test('demoBackbone builds the Keras-style layers, loads the shipped weights and 
   );
   assert.deepEqual(backbone.outputs[0]!.shape, [null, 7, 7, 64]);
   assert.equal(backbone.countParams(), PARAMS_NO_TOP);
-  const nonTrainable = backbone.nonTrainableWeights.reduce((n, w) => n + tf.util.sizeFromShape(w.shape as number[]), 0);
+  const nonTrainable = backbone.nonTrainableWeights.reduce(
+    (n, w) => n + tf.util.sizeFromShape(w.shape as number[]),
+    0,
+  );
   assert.equal(nonTrainable, NON_TRAINABLE);
 
   // The same weights as tfjs's own loader reads from the folder: the pretrained top classifies
   // identically through both.
   const withTop = await demoBackbone({ includeTop: true });
-  assert.deepEqual(withTop.layers.slice(-2).map((l) => l.name), ['avg_pool', 'predictions']);
+  assert.deepEqual(
+    withTop.layers.slice(-2).map((l) => l.name),
+    ['avg_pool', 'predictions'],
+  );
   assert.equal(withTop.countParams(), PARAMS_TOP);
   assert.deepEqual(withTop.outputs[0]!.shape, [null, DEMO_PRETRAIN_CLASSES.length]);
   const reference = await loadModel(DEMO_BACKBONE_DIR);
@@ -133,7 +155,9 @@ test("the pretrained features separate the demo's two classes: nearest centroid 
   const backbone = await demoBackbone();
   const features = async (split: string) => {
     const { x, labels } = await loadSplit(split);
-    const pooled = tf.tidy(() => tf.mean(backbone.predict(x, { batchSize: 100 }) as tf.Tensor, [1, 2]));
+    const pooled = tf.tidy(() =>
+      tf.mean(backbone.predict(x, { batchSize: 100 }) as tf.Tensor, [1, 2]),
+    );
     x.dispose();
     return { f: pooled as tf.Tensor2D, labels };
   };
@@ -144,7 +168,10 @@ test("the pretrained features separate the demo's two classes: nearest centroid 
       const rows = train.labels.flatMap((l, i) => (l === c ? [i] : []));
       return tf.mean(tf.gather(train.f, rows), 0);
     });
-    const distances = tf.stack(centroids.map((c) => tf.sum(tf.square(tf.sub(testSet.f, c)), 1)), 1);
+    const distances = tf.stack(
+      centroids.map((c) => tf.sum(tf.square(tf.sub(testSet.f, c)), 1)),
+      1,
+    );
     const predicted = tf.argMin(distances, 1);
     return tf.mean(tf.cast(tf.equal(predicted, tf.tensor1d(testSet.labels, 'int32')), 'float32'));
   });

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '../src/engine/tf.js';
 import { loadClassifier } from '../src/recipes/classifier.js';
-import { exportKerasH5, exportTfjs } from '../src/weights/export.js';
+import { exportKerasH5, exportTfjs } from '../src/recipes/export.js';
 import { loadModel, loadWeights } from '../src/weights/index.js';
 import { makeTempDir } from './helpers/image-folders.js';
 import { buildRunFolder } from './helpers/serve-run.js';

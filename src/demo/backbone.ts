@@ -71,7 +71,13 @@ export interface DemoBackboneOptions {
   classes?: number;
 }
 
-function convBlock(x: tf.SymbolicTensor, block: number, filters: number, seed: number, pool: boolean) {
+function convBlock(
+  x: tf.SymbolicTensor,
+  block: number,
+  filters: number,
+  seed: number,
+  pool: boolean,
+) {
   const prefix = `block${block}`;
   x = tf.layers
     .conv2d({
@@ -89,15 +95,21 @@ function convBlock(x: tf.SymbolicTensor, block: number, filters: number, seed: n
   x = tf.layers
     .batchNormalization({ axis: -1, momentum: 0.9, name: `${prefix}_bn` })
     .apply(x) as tf.SymbolicTensor;
-  x = tf.layers.activation({ activation: 'relu', name: `${prefix}_relu` }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers
+    .activation({ activation: 'relu', name: `${prefix}_relu` })
+    .apply(x) as tf.SymbolicTensor;
   if (pool) {
-    x = tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `${prefix}_pool` }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers
+      .maxPooling2d({ poolSize: 2, strides: 2, name: `${prefix}_pool` })
+      .apply(x) as tf.SymbolicTensor;
   }
   return x;
 }
 
 /** Builds the architecture with random (seeded) weights; synchronous, no backend work. */
-export function buildDemoBackbone(options: Omit<DemoBackboneOptions, 'weights'> = {}): tf.LayersModel {
+export function buildDemoBackbone(
+  options: Omit<DemoBackboneOptions, 'weights'> = {},
+): tf.LayersModel {
   const includeTop = options.includeTop ?? false;
   const inputShape = options.inputShape ?? DEMO_INPUT_SHAPE;
   const seed = options.seed ?? 0;
@@ -158,10 +170,22 @@ export async function demoBackbone(options: DemoBackboneOptions = {}): Promise<t
   }
   const weights = options.weights === undefined ? 'fashion-mnist' : options.weights;
   if (weights !== null && typeof weights !== 'string') {
-    throw invalidParameterError('weights', "'fashion-mnist', null or the path of a model.json", weights);
+    throw invalidParameterError(
+      'weights',
+      "'fashion-mnist', null or the path of a model.json",
+      weights,
+    );
   }
-  if (weights !== null && options.includeTop && (options.classes ?? 8) !== DEMO_PRETRAIN_CLASSES.length) {
-    throw invalidParameterError('classes', `${DEMO_PRETRAIN_CLASSES.length} with pretrained weights and includeTop`, options.classes);
+  if (
+    weights !== null &&
+    options.includeTop &&
+    (options.classes ?? 8) !== DEMO_PRETRAIN_CLASSES.length
+  ) {
+    throw invalidParameterError(
+      'classes',
+      `${DEMO_PRETRAIN_CLASSES.length} with pretrained weights and includeTop`,
+      options.classes,
+    );
   }
   const model = buildDemoBackbone(options);
   // A tfjs model folder loads by layer name: the pretraining top in the file is skipped when the

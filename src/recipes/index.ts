@@ -9,9 +9,14 @@ export {
   trainClassifier,
 } from './classifier.js';
 export { DEMO_BACKBONE, type DemoOptions, type DemoResult, runDemo } from './demo.js';
+export { exportKerasH5, exportTfjs, type TfjsExportMetadata } from './export.js';
 export { type Preprocessing, preprocessingFunction } from './preprocessing.js';
-export { type RunConfig, RUN_FILES, readRunFolder } from './run-folder.js';
-export { type EvaluateRunOptions, type EvaluateRunResult, evaluateRun } from './run-folder-evaluate.js';
+export { RUN_FILES, type RunConfig, readRunFolder } from './run-folder.js';
+export {
+  type EvaluateRunOptions,
+  type EvaluateRunResult,
+  evaluateRun,
+} from './run-folder-evaluate.js';
 export {
   expandImageArgs,
   type FilePrediction,

@@ -17,7 +17,6 @@ import { FeatureCache } from './feature-cache.js';
 
 const INFERENCE_MODE = Symbol.for('xfer.engine.batchNormInferenceMode');
 
-// biome-ignore lint/suspicious/noExplicitAny: tfjs-layers layers carry untyped fields
 type AnyLayer = any;
 
 export interface FrozenSplit {

@@ -45,7 +45,11 @@ export interface UnfreezeResult {
   trainableParams: number;
 }
 
-/** Leaf layers of `root`, depth-first, nested models replaced by their layers. */
+/**
+ * Leaf layers of `root`, depth-first, nested models replaced by their layers.
+ * @example
+ * flatLayers(model).map((l) => l.name); // ['input_1', 'block1_conv1', ..., 'output_layer']
+ */
 export function flatLayers(root: Layer): Layer[] {
   const out: Layer[] = [];
   const visit = (layer: Layer) => {
@@ -62,7 +66,12 @@ const BLOCK_PATTERNS: Array<[RegExp, (m: RegExpMatchArray) => string]> = [
   [/^conv_(?:dw|pw|pad)_(\d+)(?:_|$)/, (m) => `conv_${m[1]}`],
 ];
 
-/** The Keras block a layer name belongs to, or undefined. */
+/**
+ * The Keras block a layer name belongs to, or undefined.
+ * @example
+ * blockOf('conv5_block3_2_conv'); // 'conv5_block3'
+ * blockOf('block_16_project_BN'); // 'block_16'
+ */
 export function blockOf(name: string): string | undefined {
   for (const [pattern, key] of BLOCK_PATTERNS) {
     const match = name.match(pattern);
@@ -183,7 +192,9 @@ export function unfreezeFrom(
 
 /**
  * Freezes every layer of `backbone` inside `model` and makes the rest trainable: the head-only
- * stage of fine-tuning.
+ * stage of fine-tuning. Compile again afterwards.
+ * @example
+ * freezeBackbone(model, model.layers[0]!);
  */
 export function freezeBackbone(model: Layer, backbone: Layer): void {
   model.trainable = true;

@@ -38,7 +38,10 @@ function checkRate(name: string, value: unknown): number {
 
 /**
  * One optimizer over two groups of variables. Its `learningRate` is the head's; setting it (as
- * ReduceLROnPlateau does) keeps the ratio between the two rates.
+ * ReduceLROnPlateau does) keeps the ratio between the two rates. Made by `groupLearningRates`.
+ * @example
+ * const optimizer = groupLearningRates(backbone, { learningRate: 1e-3, backboneLearningRate: 1e-4 });
+ * setLearningRate(optimizer, 5e-4); // the backbone's becomes 5e-5
  */
 export class GroupOptimizer extends tf.Optimizer {
   static className = 'XferGroupOptimizer';

@@ -79,7 +79,11 @@ export interface FineTuneResult {
   unfrozen: UnfreezeResult;
 }
 
-/** The backbone layer of `model` for `option`. */
+/**
+ * The backbone layer of `model`: `option` itself, the layer it names, or the first nested model.
+ * @example
+ * findBackbone(model); // the VGG16 model inside sequential([VGG16(...), gap, dense])
+ */
 export function findBackbone(
   model: tf.LayersModel,
   option?: tf.layers.Layer | string,

@@ -9,4 +9,3 @@ export { type GetFileOptions, getFile } from './download.js';
 export { type LoadWeightsOptions, loadWeights, saveWeights } from './load.js';
 export { readSafetensors, type SafetensorsEntry, type SafetensorsFile } from './safetensors.js';
 export { loadModel, saveModel } from './tfjs-format.js';
-export { exportKerasH5, exportTfjs, type TfjsExportMetadata } from './export.js';

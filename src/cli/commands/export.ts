@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { exportOnnx } from '../../engine/onnx/export.js';
 import type * as tf from '../../engine/tf.js';
 import { XferError } from '../../errors.js';
-import { writeFileAtomic } from '../../util/fs.js';
+import { exportKerasH5, exportTfjs } from '../../recipes/export.js';
+import { pathExists, writeFileAtomic } from '../../util/fs.js';
 import { loadModel } from '../../weights/index.js';
 import { announceBackend, printJson } from '../output.js';
 import { positiveInteger } from '../parse.js';
@@ -24,6 +25,7 @@ interface ExportFormat {
     model: tf.LayersModel,
     output: string,
     flags: ExportFlags,
+    modelDir: string,
   ): Promise<Record<string, unknown>>;
 }
 
@@ -46,15 +48,39 @@ const FORMATS: Record<string, ExportFormat> = {
       };
     },
   },
+  // The run folder as a browser-loadable tfjs model (with classes and preprocessing beside it).
+  tfjs: {
+    defaultOutput: (dir) => `${path.resolve(dir)}-tfjs`,
+    write: async (_model, output, _flags, dir) => ({ ...(await exportTfjs(dir, output)) }),
+  },
+  // Keras's save_weights layout: what `model.load_weights` reads for the same architecture.
+  'keras-h5': {
+    defaultOutput: (dir) => `${path.resolve(dir)}.weights.h5`,
+    write: async (_model, output, _flags, dir) => {
+      await exportKerasH5(dir, output);
+      return {};
+    },
+  },
 };
+
+/** A run folder (with model/ inside) or a bare tfjs model folder. */
+async function modelFolder(dir: string): Promise<string> {
+  const inner = path.join(dir, 'model');
+  return (await pathExists(path.join(inner, 'model.json'))) ? inner : dir;
+}
 
 export function registerExport(program: Command): void {
   program
     .command('export')
-    .description('write a trained model in another format (onnx: runs on any ONNX runtime)')
-    .argument('<model-dir>', 'a tfjs model folder (model.json + weights), as xfer train saves')
+    .description(
+      'write a trained model in another format: onnx (any ONNX runtime), tfjs (browsers), keras-h5 (Keras load_weights)',
+    )
+    .argument('<model-dir>', 'the --out folder of xfer train (or a tfjs model folder, for onnx)')
     .option('--format <name>', `one of: ${Object.keys(FORMATS).join(', ')}`, 'onnx')
-    .option('-o, --output <file>', 'where to write; default <model-dir>.onnx')
+    .option(
+      '-o, --output <file>',
+      'where to write; default beside <model-dir> (.onnx, -tfjs/, .weights.h5)',
+    )
     .option(
       '--image-size <n>',
       'image height and width, for models that take any size',
@@ -72,10 +98,10 @@ export function registerExport(program: Command): void {
         );
       }
       await announceBackend(Boolean(opts.json) || program.opts().quiet);
-      const model = await loadModel(modelDir);
+      const model = await loadModel(await modelFolder(modelDir));
       const output = opts.output ?? format.defaultOutput(modelDir);
-      const details = await format.write(model, output, opts);
-      if (opts.json) printJson({ format: opts.format, path: output, ...details });
+      const details = await format.write(model, output, opts, modelDir);
+      if (opts.json) printJson({ ...details, format: opts.format, path: output });
       else process.stderr.write(`xfer: wrote ${output}\n`);
     });
 }

@@ -12,7 +12,6 @@ import { OnnxGraph } from './graph.js';
 import { CONVERTERS, UnsupportedLayerError } from './layers.js';
 import { ExportContext, type Shape, type Value } from './values.js';
 
-// biome-ignore lint/suspicious/noExplicitAny: tfjs-layers' graph internals are untyped
 type AnyLayer = any;
 
 export interface ExportOnnxOptions {

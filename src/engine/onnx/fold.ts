@@ -13,7 +13,7 @@ export function foldBatchNorms(graph: OnnxGraph): number {
   for (const bn of graph.nodes) {
     if (bn.op !== 'BatchNormalization') continue;
     const conv = producer.get(bn.inputs[0]!);
-    if (!conv || conv.op !== 'Conv' || consumers.get(conv.outputs[0]!) !== 1) continue;
+    if (conv?.op !== 'Conv' || consumers.get(conv.outputs[0]!) !== 1) continue;
     const w = graph.initializers.get(conv.inputs[1]!);
     const init = (i: number) =>
       graph.initializers.get(bn.inputs[i]!)?.data as Float32Array | undefined;

@@ -8,7 +8,6 @@
 import type { OnnxGraph } from './graph.js';
 import { type ExportContext, layoutFor, type Shape, type Value } from './values.js';
 
-// biome-ignore lint/suspicious/noExplicitAny: tfjs-layers keeps layer fields untyped
 type AnyLayer = any;
 
 export type Converter = (

@@ -67,9 +67,17 @@ async function getGenerator(preprocessInput: Preprocess) {
     horizontalFlip: true,
     fillMode: 'constant',
   });
-  const valGen = new ImageDataGenerator({ preprocessingFunction: preprocessInput as (x: tf.Tensor3D) => tf.Tensor3D });
-  const testGen = new ImageDataGenerator({ preprocessingFunction: preprocessInput as (x: tf.Tensor3D) => tf.Tensor3D });
-  const flow = { targetSize: [IMAGE_SIZE, IMAGE_SIZE] as [number, number], batchSize: N_BATCH, classMode: 'binary' as const };
+  const valGen = new ImageDataGenerator({
+    preprocessingFunction: preprocessInput as (x: tf.Tensor3D) => tf.Tensor3D,
+  });
+  const testGen = new ImageDataGenerator({
+    preprocessingFunction: preprocessInput as (x: tf.Tensor3D) => tf.Tensor3D,
+  });
+  const flow = {
+    targetSize: [IMAGE_SIZE, IMAGE_SIZE] as [number, number],
+    batchSize: N_BATCH,
+    classMode: 'binary' as const,
+  };
   const trainIter = await trainGen.flowFromDirectory(path.join(DATA_DIR, 'train'), flow);
   const valIter = await valGen.flowFromDirectory(path.join(DATA_DIR, 'validation'), flow);
   const testIter = await testGen.flowFromDirectory(path.join(DATA_DIR, 'test'), flow);
@@ -83,18 +91,30 @@ function getModel1(backbone: tf.LayersModel): tf.Sequential {
   model.add(backbone);
   model.add(tf.layers.globalAveragePooling2d({}));
   model.add(tf.layers.dense({ units: 1, activation: 'sigmoid', name: 'output_layer' }));
-  compile(model, { optimizer: Adam(LEARNING_RATE), loss: 'binary_crossentropy', metrics: ['accuracy'] });
+  compile(model, {
+    optimizer: Adam(LEARNING_RATE),
+    loss: 'binary_crossentropy',
+    metrics: ['accuracy'],
+  });
   return model;
 }
 
 const [trainIter, valIter, testIter] = await getGenerator(vgg16.preprocessInput);
 
-const backbone = await VGG16({ includeTop: false, weights: WEIGHTS, inputShape: [IMAGE_SIZE, IMAGE_SIZE, 3] });
+const backbone = await VGG16({
+  includeTop: false,
+  weights: WEIGHTS,
+  inputShape: [IMAGE_SIZE, IMAGE_SIZE, 3],
+});
 const model1 = getModel1(backbone);
 summary(model1);
 
 const savePath = path.join(os.tmpdir(), 'xfer-cat-dog', 'cat_dog_transfer_learning.weights.h5');
-const mcCallback = new ModelCheckpoint(savePath, { saveBestOnly: true, saveWeightsOnly: true, verbose: 1 });
+const mcCallback = new ModelCheckpoint(savePath, {
+  saveBestOnly: true,
+  saveWeightsOnly: true,
+  verbose: 1,
+});
 const esCallback = new EarlyStopping({ patience: 10, verbose: 2 });
 
 await fit(model1, trainIter, {
@@ -108,5 +128,12 @@ await fit(model1, trainIter, {
 const testResult = await evaluate(model1, testIter);
 console.log('test', testResult);
 
-const imgPath = values.image ?? path.join(DATA_DIR, 'test', 'dogs', testIter.filenames.find((f) => f.startsWith('dogs'))!.split('/')[1]!);
+const imgPath =
+  values.image ??
+  path.join(
+    DATA_DIR,
+    'test',
+    'dogs',
+    testIter.filenames.find((f) => f.startsWith('dogs'))!.split('/')[1]!,
+  );
 console.log(await predictFunc(imgPath, model1, vgg16.preprocessInput));

@@ -14,7 +14,7 @@
  * epoch of lowest validation loss (what ModelCheckpoint(save_best_only) keeps). Prints both, with
  * wall and CPU seconds (the machine may be shared), per seed.
  *
- * Usage: node --import tsx scripts/demo-check.ts [--data DIR] [--backbone DIR] [--epochs 10]
+ * Usage: node --import tsx scripts/demo-check.ts [--data DIR] [--backbone DIR] [--epochs 8]
  *        [--batch 20] [--lr 0.01] [--seeds 1,2,3]
  */
 import { promises as fsp } from 'node:fs';
@@ -171,7 +171,7 @@ async function main(): Promise<void> {
     options: {
       data: { type: 'string', default: DEMO_DATA_DIR },
       backbone: { type: 'string', default: DEMO_BACKBONE_DIR },
-      epochs: { type: 'string', default: '10' },
+      epochs: { type: 'string', default: '8' },
       batch: { type: 'string', default: '20' },
       lr: { type: 'string', default: '0.01' },
       seeds: { type: 'string', default: '1,2,3' },

@@ -9,7 +9,7 @@
  * where each image came from (`train-01234.png` is image 1234 of the training split). Rerunning
  * writes the same bytes (sharp's PNG encoder at fixed settings, no metadata).
  *
- * Usage: node --import tsx scripts/make-demo-data.ts [--out DIR] [--classes coat,pullover]
+ * Usage: node --import tsx scripts/make-demo-data.ts [--out DIR] [--classes pullover,t_shirt]
  *        [--train 100] [--validation 50] [--test 100] [--source DIR]
  */
 import { createHash } from 'node:crypto';

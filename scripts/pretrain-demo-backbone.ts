@@ -10,8 +10,9 @@
  * reproduces the same weights. The reported accuracy is on all images of the eight classes in
  * the test split (`t10k`), which training never sees.
  *
- * Usage: node --import tsx scripts/pretrain-demo-backbone.ts [--out DIR] [--exclude coat,pullover]
- *        [--per-class 1000] [--epochs 8] [--batch 64] [--lr 0.002] [--seed 1]
+ * Usage: node --import tsx scripts/pretrain-demo-backbone.ts [--out DIR] [--exclude pullover,t_shirt]
+ *        [--per-class 6000] [--epochs 5] [--batch 64] [--lr 0.002] [--final-lr 0.0002] [--seed 1]
+ * The defaults write the shipped weights (48,000 images, about 15 minutes on one core).
  */
 import { parseArgs } from 'node:util';
 import {
@@ -63,8 +64,8 @@ async function main(): Promise<void> {
     options: {
       out: { type: 'string', default: DEMO_BACKBONE_DIR },
       exclude: { type: 'string', default: DEMO_CLASSES.join(',') },
-      'per-class': { type: 'string', default: '1000' },
-      epochs: { type: 'string', default: '8' },
+      'per-class': { type: 'string', default: '6000' },
+      epochs: { type: 'string', default: '5' },
       batch: { type: 'string', default: '64' },
       lr: { type: 'string', default: '0.002' },
       'final-lr': { type: 'string', default: '0.0002' },

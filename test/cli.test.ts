@@ -14,9 +14,16 @@ after(async () => {
 });
 
 /** A user mistake: exactly one line on stderr, no stack trace, the given exit status. */
-function assertUserError(result: { code: number; stderr: string }, code: number, pattern: RegExp): void {
+function assertUserError(
+  result: { code: number; stderr: string },
+  code: number,
+  pattern: RegExp,
+): void {
   assert.equal(result.code, code, result.stderr);
-  const lines = result.stderr.trim().split('\n').filter((l) => l.startsWith('xfer: error'));
+  const lines = result.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('xfer: error'));
   assert.equal(lines.length, 1, result.stderr);
   assert.match(lines[0]!, pattern);
   assert.doesNotMatch(result.stderr, /\n\s+at .+:\d+:\d+/, 'no stack trace');
@@ -27,7 +34,11 @@ test('summary --json prints Keras parameter counts', async () => {
   assert.equal(result.code, 0, result.stderr);
   const [line] = jsonLines(result.stdout);
   assert.deepEqual(
-    { total: line!.totalParams, trainable: line!.trainableParams, nonTrainable: line!.nonTrainableParams },
+    {
+      total: line!.totalParams,
+      trainable: line!.trainableParams,
+      nonTrainable: line!.nonTrainableParams,
+    },
     { total: 14_714_688, trainable: 14_714_688, nonTrainable: 0 },
   );
   const v2 = jsonLines((await runXfer(['summary', 'mobilenet_v2', '--json'])).stdout)[0]!;
@@ -43,7 +54,11 @@ test('summary prints a Keras-style table and names the backend once', async () =
 
 test('an unknown backbone lists the known ones and suggests the closest', async () => {
   const result = await runXfer(['summary', 'vgg17']);
-  assertUserError(result, 2, /unknown backbone 'vgg17'; did you mean 'vgg16'\? Known: .*mobilenet_v2/);
+  assertUserError(
+    result,
+    2,
+    /unknown backbone 'vgg17'; did you mean 'vgg16'\? Known: .*mobilenet_v2/,
+  );
 });
 
 test('an input shape too small for the backbone is refused', async () => {
@@ -58,7 +73,14 @@ test('a malformed flag value is a usage error', async () => {
 });
 
 test('train on a missing data directory fails with one line', async () => {
-  const result = await runXfer(['train', path.join(tmp, 'nope'), '--backbone', 'vgg16', '--weights', 'none']);
+  const result = await runXfer([
+    'train',
+    path.join(tmp, 'nope'),
+    '--backbone',
+    'vgg16',
+    '--weights',
+    'none',
+  ]);
   assertUserError(result, 3, /nope does not exist/);
 });
 
@@ -73,7 +95,11 @@ test('predict on a missing or incomplete model directory fails with one line', a
   const partial = path.join(tmp, 'partial');
   await fsp.mkdir(partial, { recursive: true });
   await fsp.writeFile(path.join(partial, 'classes.json'), '["a","b"]');
-  assertUserError(await runXfer(['predict', partial, 'x.png']), 3, /incomplete: missing config.json, model\/model.json/);
+  assertUserError(
+    await runXfer(['predict', partial, 'x.png']),
+    3,
+    /incomplete: missing config.json, model\/model.json/,
+  );
 });
 
 test('train --json then predict --json, end to end on a generated folder', async () => {
@@ -86,8 +112,23 @@ test('train --json then predict --json, end to end on a generated folder', async
   await fsp.writeFile(path.join(data, 'train', 'dogs', 'empty.png'), '');
   const out = path.join(tmp, 'run');
   const train = await runXfer([
-    'train', data, '--backbone', 'mobilenet_v2', '--weights', 'none', '--image-size', '32',
-    '--epochs', '2', '--batch-size', '8', '--seed', '3', '--out', out, '--json',
+    'train',
+    data,
+    '--backbone',
+    'mobilenet_v2',
+    '--weights',
+    'none',
+    '--image-size',
+    '32',
+    '--epochs',
+    '2',
+    '--batch-size',
+    '8',
+    '--seed',
+    '3',
+    '--out',
+    out,
+    '--json',
   ]);
   assert.equal(train.code, 0, train.stderr);
   assert.match(train.stderr, /broken\.jpg/);
@@ -101,12 +142,24 @@ test('train --json then predict --json, end to end on a generated folder', async
     }
   }
   assert.ok(lines[2]!.test.accuracy >= 0 && lines[2]!.test.accuracy <= 1);
-  for (const file of ['model/model.json', 'classes.json', 'config.json', 'history.csv', 'best.weights.h5']) {
+  for (const file of [
+    'model/model.json',
+    'classes.json',
+    'config.json',
+    'history.csv',
+    'best.weights.h5',
+  ]) {
     await fsp.access(path.join(out, file));
   }
-  assert.deepEqual(JSON.parse(await fsp.readFile(path.join(out, 'classes.json'), 'utf8')), ['cats', 'dogs']);
+  assert.deepEqual(JSON.parse(await fsp.readFile(path.join(out, 'classes.json'), 'utf8')), [
+    'cats',
+    'dogs',
+  ]);
 
-  const images = [path.join(data, 'test', 'cats', 'cat.0.png'), path.join(data, 'test', 'dogs', 'dog.1.png')];
+  const images = [
+    path.join(data, 'test', 'cats', 'cat.0.png'),
+    path.join(data, 'test', 'dogs', 'dog.1.png'),
+  ];
   const predict = await runXfer(['predict', out, ...images, '--json']);
   assert.equal(predict.code, 0, predict.stderr);
   const predictions = jsonLines(predict.stdout);
@@ -124,18 +177,40 @@ test('train --json then predict --json, end to end on a generated folder', async
     ['keras-h5', 'run.weights.h5'],
   ] as const) {
     const target = path.join(tmp, file);
-    const exported = await runXfer(['export', out, '--format', format, '--output', target, '--json']);
+    const exported = await runXfer([
+      'export',
+      out,
+      '--format',
+      format,
+      '--output',
+      target,
+      '--json',
+    ]);
     assert.equal(exported.code, 0, exported.stderr);
     assert.equal(jsonLines(exported.stdout)[0]!.format, format);
     const stat = await fsp.stat(format === 'tfjs' ? path.join(target, 'model.json') : target);
     assert.ok(stat.size > 0, `${format} wrote ${target}`);
   }
-  assertUserError(await runXfer(['export', out, '--format', 'coreml']), 2, /unknown export format 'coreml'/);
+  assertUserError(
+    await runXfer(['export', out, '--format', 'coreml']),
+    2,
+    /unknown export format 'coreml'/,
+  );
 
   // A weights file that does not fit the architecture names the first differing layer.
   const mismatch = await runXfer([
-    'train', data, '--backbone', 'vgg16', '--weights', path.join(out, 'best.weights.h5'),
-    '--image-size', '32', '--epochs', '1', '--out', path.join(tmp, 'run2'),
+    'train',
+    data,
+    '--backbone',
+    'vgg16',
+    '--weights',
+    path.join(out, 'best.weights.h5'),
+    '--image-size',
+    '32',
+    '--epochs',
+    '1',
+    '--out',
+    path.join(tmp, 'run2'),
   ]);
   assertUserError(mismatch, 4, /layer/);
 });

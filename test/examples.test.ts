@@ -34,12 +34,25 @@ test("examples/cats-vs-dogs.ts, the seed's program, runs offline on a cats_and_d
     size: 40,
     format: 'jpeg',
   });
-  const result = await runExample([data, '--weights', 'none', '--image-size', '32', '--epochs', '2', '--batch-size', '4']);
+  const result = await runExample([
+    data,
+    '--weights',
+    'none',
+    '--image-size',
+    '32',
+    '--epochs',
+    '2',
+    '--batch-size',
+    '4',
+  ]);
   assert.equal(result.code, 0, result.stderr);
   // Keras's lines: the iterators, the summary of the frozen model, the evaluation, predict_func.
   assert.match(result.stdout + result.stderr, /Found 12 images belonging to 2 classes\./);
   assert.match(result.stdout, /Trainable params: 513\b/);
   assert.match(result.stdout, /Non-trainable params: 14,714,688/);
   assert.match(result.stdout, /test \{ loss: [\d.e-]+, accuracy: [\d.e-]+ \}/);
-  assert.match(result.stdout, /probability: [\d.e-]+,\s+classIndex: [01],\s+className: '(cat|dog)'/);
+  assert.match(
+    result.stdout,
+    /probability: [\d.e-]+,\s+classIndex: [01],\s+className: '(cat|dog)'/,
+  );
 });

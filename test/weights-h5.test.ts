@@ -420,7 +420,7 @@ describe('files that are not what they claim', () => {
     });
   });
 
-  test("an empty Keras 3 .weights.h5 layout, or any other HDF5 file, says so", async () => {
+  test('an empty Keras 3 .weights.h5 layout, or any other HDF5 file, says so', async () => {
     const file = path.join(dir, 'keras3.weights.h5');
     const h5 = new h5wasm.File(file, 'w');
     h5.create_group('layers');

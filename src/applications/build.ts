@@ -59,7 +59,12 @@ function checkWeights(model: string, weights: unknown): string | null {
       weights,
     );
   }
-  if (weights !== 'imagenet' && !isUrl(weights) && !weights.startsWith('hf:') && !existsSync(weights)) {
+  if (
+    weights !== 'imagenet' &&
+    !isUrl(weights) &&
+    !weights.startsWith('hf:') &&
+    !existsSync(weights)
+  ) {
     throw new XferError(
       'NOT_FOUND',
       `${model}: the weights file ${describeValue(weights)} does not exist. Pass weights: 'imagenet' (pretrained on ImageNet), null (random initialization), the path or URL of an existing weights file, or hf:<org>/<repo>.`,

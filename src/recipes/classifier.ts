@@ -253,7 +253,7 @@ export async function trainClassifier(
 
   const channels = source.colorMode === 'grayscale' ? 1 : 3;
   const backbone = await source.build({ inputShape: [imageSize, imageSize, channels], weights });
-  backbone.trainable = (options.freezeBackbone ?? true) ? false : true;
+  backbone.trainable = !(options.freezeBackbone ?? true);
   const model = tf.sequential({
     name: 'xfer_classifier',
     layers: [

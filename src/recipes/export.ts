@@ -10,12 +10,12 @@ import * as path from 'node:path';
 import { initBackend } from '../engine/backend.js';
 import * as tf from '../engine/tf.js';
 import { invalidParameterError } from '../errors.js';
-import { loadClassifier } from './classifier.js';
-import { type Preprocessing, preprocessingFunction } from './preprocessing.js';
-import { RUN_FILES, type RunConfig } from './run-folder.js';
 import { pathExists, writeFileAtomic } from '../util/fs.js';
 import { saveWeights } from '../weights/load.js';
 import { saveModel } from '../weights/tfjs-format.js';
+import { loadClassifier } from './classifier.js';
+import { type Preprocessing, preprocessingFunction } from './preprocessing.js';
+import { RUN_FILES, type RunConfig } from './run-folder.js';
 
 /** What `xfer.json` in a tfjs export holds. */
 export interface TfjsExportMetadata {

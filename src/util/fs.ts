@@ -50,7 +50,10 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
  * Runs `write(tempPath)` and renames the result over `target` once it succeeds, for writers that
  * need a path (HDF5). The temp file is removed if the writer fails.
  */
-export async function withAtomicPath<T>(target: string, write: (tempPath: string) => Promise<T>): Promise<T> {
+export async function withAtomicPath<T>(
+  target: string,
+  write: (tempPath: string) => Promise<T>,
+): Promise<T> {
   await fsp.mkdir(path.dirname(target), { recursive: true });
   const temp = tempPathFor(target);
   try {

@@ -35,7 +35,9 @@ export function createProgress(options: ProgressOptions): Progress {
         last = value;
       },
       stop() {
-        stream.write(`${options.label}: ${last}/${options.total}${options.unit ? ` ${options.unit}` : ''}\n`);
+        stream.write(
+          `${options.label}: ${last}/${options.total}${options.unit ? ` ${options.unit}` : ''}\n`,
+        );
       },
     };
   }

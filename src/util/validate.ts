@@ -22,7 +22,11 @@ export function checkNumberInRange(name: string, value: unknown, min: number, ma
   return value;
 }
 
-export function checkOneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
+export function checkOneOf<T extends string>(
+  name: string,
+  value: unknown,
+  allowed: readonly T[],
+): T {
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
     throw invalidParameterError(name, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, value);
   }

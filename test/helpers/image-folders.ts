@@ -23,7 +23,12 @@ export async function makeTempDir(prefix: string): Promise<string> {
   return fsp.mkdtemp(path.join(os.tmpdir(), `xfer-test-${prefix}-`));
 }
 
-export async function patternImage(classIndex: number, numClasses: number, size: number, random: Random): Promise<Buffer> {
+export async function patternImage(
+  classIndex: number,
+  numClasses: number,
+  size: number,
+  random: Random,
+): Promise<Buffer> {
   const pixels = Buffer.alloc(size * size * 3);
   const band = Math.floor(size / numClasses);
   for (let y = 0; y < size; y++) {
@@ -38,7 +43,10 @@ export async function patternImage(classIndex: number, numClasses: number, size:
   return Buffer.from(pixels);
 }
 
-export async function makeImageFolder(root: string, options: ImageFolderOptions = {}): Promise<string> {
+export async function makeImageFolder(
+  root: string,
+  options: ImageFolderOptions = {},
+): Promise<string> {
   const splits = options.splits ?? { train: 8, validation: 4, test: 4 };
   const classes = options.classes ?? ['cats', 'dogs'];
   const size = options.size ?? 48;
@@ -51,7 +59,10 @@ export async function makeImageFolder(root: string, options: ImageFolderOptions 
       for (let i = 0; i < count; i++) {
         const raw = await patternImage(index, classes.length, size, random);
         const image = sharp(raw, { raw: { width: size, height: size, channels: 3 } });
-        const file = path.join(dir, `${name.replace(/s$/, '')}.${i}.${format === 'png' ? 'png' : 'jpg'}`);
+        const file = path.join(
+          dir,
+          `${name.replace(/s$/, '')}.${i}.${format === 'png' ? 'png' : 'jpg'}`,
+        );
         await (format === 'png' ? image.png() : image.jpeg({ quality: 90 })).toFile(file);
       }
     }

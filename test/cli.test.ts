@@ -214,3 +214,12 @@ test('train --json then predict --json, end to end on a generated folder', async
   ]);
   assertUserError(mismatch, 4, /layer/);
 });
+
+test('xfer demo: the transferred model reaches 0.90 test accuracy and beats training from scratch', async () => {
+  const result = await runXfer(['demo', '--json', '--out', path.join(tmp, 'demo')]);
+  assert.equal(result.code, 0, result.stderr);
+  const last = jsonLines(result.stdout).at(-1)!;
+  assert.ok(last.transfer.testAccuracy >= 0.9, JSON.stringify(last));
+  assert.ok(last.transfer.testAccuracy > last.scratch.testAccuracy, JSON.stringify(last));
+  assert.ok(['pullover', 't_shirt'].includes(last.prediction.className));
+});

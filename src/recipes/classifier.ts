@@ -259,13 +259,13 @@ export async function trainClassifier(
     layers: [
       backbone,
       tf.layers.globalAveragePooling2d({ name: 'global_average_pooling2d' }),
-      classMode === 'binary'
-        ? tf.layers.dense({ units: 1, activation: 'sigmoid', name: 'output_layer' })
-        : tf.layers.dense({
-            units: classNames.length,
-            activation: 'softmax',
-            name: 'output_layer',
-          }),
+      // The head's initial weights come from the run's seed, so a seeded run is reproducible.
+      tf.layers.dense({
+        units: classMode === 'binary' ? 1 : classNames.length,
+        activation: classMode === 'binary' ? 'sigmoid' : 'softmax',
+        kernelInitializer: tf.initializers.glorotUniform({ seed }),
+        name: 'output_layer',
+      }),
     ],
   });
   compile(model, {

@@ -28,7 +28,7 @@ export function registerDemo(program: Command): void {
       process.stdout.write(
         [
           '',
-          'Coat vs pullover, 28x28 Fashion-MNIST images, same head, same epochs:',
+          'Pullover vs T-shirt, 28x28 Fashion-MNIST images, same head, same epochs:',
           `  transfer learning (backbone pretrained on the other 8 classes, frozen): test accuracy ${pct(result.transfer.testAccuracy)}  (${result.transfer.seconds.toFixed(1)} s)`,
           ...(result.fineTuned
             ? [

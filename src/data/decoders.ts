@@ -21,6 +21,45 @@ export function isPnm(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x50 && bytes[1]! >= 0x31 && bytes[1]! <= 0x36; // P1..P6
 }
 
+/** The image formats xfer decodes, as `sniffImageFormat` names them. */
+export type ImageFormat = 'jpeg' | 'png' | 'gif' | 'webp' | 'tiff' | 'bmp' | 'pnm' | 'heif';
+
+// ISO-BMFF brands of AVIF and HEIF still images (the 'ftyp' box that opens the file).
+const HEIF_BRANDS = new Set([
+  'avif',
+  'avis',
+  'heic',
+  'heix',
+  'heim',
+  'heis',
+  'hevc',
+  'mif1',
+  'msf1',
+]);
+
+function ascii(bytes: Uint8Array, start: number, end: number): string {
+  return String.fromCharCode(...bytes.subarray(start, end));
+}
+
+/**
+ * The format of an image from its first bytes (32 are enough), never from its name; undefined for
+ * anything else. Only these formats reach a decoder: libvips can also load SVG, PDF, its own .v
+ * format and more, whose parsers are attack surface a folder of photos does not need.
+ */
+export function sniffImageFormat(bytes: Uint8Array): ImageFormat | undefined {
+  const b = bytes;
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
+  if (b.length >= 8 && ascii(b, 0, 8) === '\x89PNG\r\n\x1a\n') return 'png';
+  if (b.length >= 6 && (ascii(b, 0, 6) === 'GIF87a' || ascii(b, 0, 6) === 'GIF89a')) return 'gif';
+  if (b.length >= 12 && ascii(b, 0, 4) === 'RIFF' && ascii(b, 8, 12) === 'WEBP') return 'webp';
+  if (b.length >= 4 && (ascii(b, 0, 4) === 'II*\0' || ascii(b, 0, 4) === 'MM\0*')) return 'tiff';
+  if (b.length >= 12 && ascii(b, 4, 8) === 'ftyp' && HEIF_BRANDS.has(ascii(b, 8, 12)))
+    return 'heif';
+  if (isBmp(b)) return 'bmp';
+  if (isPnm(b)) return 'pnm';
+  return undefined;
+}
+
 /** Thrown before any pixel memory is allocated for an image larger than the limit. */
 export class PixelLimitError extends Error {
   constructor(

@@ -20,6 +20,7 @@ import {
   isBmp,
   isPnm,
   PixelLimitError,
+  sniffImageFormat,
 } from './decoders.js';
 
 /** Keras's `white_list_formats` plus WebP and GIF, which sharp reads. */
@@ -239,6 +240,8 @@ export async function checkImageFile(
   } finally {
     await handle?.close();
   }
+  // Formats are told by their bytes, never the extension: text, SVG or PDF never reach libvips.
+  if (sniffImageFormat(head) === undefined) return 'not an image (by its first bytes)';
   try {
     if (isBmp(head) || isPnm(head)) {
       const bytes = await fsp.readFile(file);

@@ -11,8 +11,13 @@
  *   so `block1_conv1/block1_conv1/kernel:0`.
  *
  * Links are never followed: a soft or external link anywhere on a path is refused, so a file cannot
- * make xfer read another file.
+ * make xfer read another file. Datasets are data only: a virtual dataset (its values live in other
+ * files) is refused from its metadata; external storage (HDF5's external file list, raw values in
+ * another file) is stopped at the file system, where HDF5 may open nothing but the weight file itself
+ * while it is read (see `withConfinedFiles`); and a dataset that declares more bytes than the file
+ * could hold (a shape bomb) is refused before anything is allocated.
  */
+import { statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Dataset, File, Group } from 'h5wasm/node';
@@ -23,6 +28,11 @@ import type { StoredLayer, StoredWeight, WeightValues } from './stored.js';
 const HDF5_OBJECT_HEADER_LIMIT = 64512;
 /** Datasets above this many bytes are read in slices along the first axis, to bound wasm memory. */
 const SLICE_BYTES = 64 * 1024 * 1024;
+/**
+ * How many times its stored size a filtered (compressed) dataset may expand to. Deflate's best case
+ * is about 1032:1 (a 258-byte match in under 2 bits); more than that is not compressed data.
+ */
+export const MAX_H5_COMPRESSION_RATIO = 1032;
 /** HDF5's file signature; it sits at 0, 512, 1024, 2048... (after an optional user block). */
 const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -65,6 +75,61 @@ export function hdf5Reason(error: unknown): string {
 }
 
 let throwingDepth = 0;
+
+/** The slice of emscripten's FS object that the confinement wraps. */
+interface EmscriptenFs {
+  open: (path: unknown, flags?: unknown, mode?: unknown) => unknown;
+  ErrnoError: new (errno: number) => Error;
+}
+
+/** Files HDF5 may open while confined (resolved paths), and the paths it was refused. */
+const confinedTo = new Set<string>();
+const refusedOpens: string[] = [];
+// emscripten's errno numbering (wasi's): EACCES is 2.
+const EMSCRIPTEN_EACCES = 2;
+// open(2) flags as emscripten passes them; h5wasm's error handler makes scratch files with tmpfile().
+const O_CREAT = 0o100;
+const O_EXCL = 0o200;
+
+/**
+ * Runs `work` with HDF5 allowed to open `file` and nothing else that exists: h5wasm's Node build
+ * reaches the real file system (NODERAWFS), so HDF5's external storage, virtual datasets and external
+ * links would otherwise read any file a weight file names. Opens of other paths fail with EACCES and
+ * are recorded; `takeRefusedOpens()` reports them. New scratch files (O_CREAT|O_EXCL, which cannot
+ * open an existing file) stay allowed: h5wasm's throwing error handler writes its stack to one.
+ * Synchronous, like every HDF5 call, so nothing else runs while the wrapper is in place.
+ */
+export function withConfinedFiles<T>(file: string, work: () => T): T {
+  const fs = hdf5().Module.FS as unknown as EmscriptenFs;
+  const resolved = path.resolve(file);
+  const outermost = confinedTo.size === 0;
+  const added = !confinedTo.has(resolved);
+  const original = fs.open;
+  if (added) confinedTo.add(resolved);
+  if (outermost) {
+    refusedOpens.length = 0;
+    fs.open = function confinedOpen(this: unknown, target, flags, mode) {
+      const numeric = typeof flags === 'number' ? flags : 0;
+      const scratch = (numeric & O_CREAT) !== 0 && (numeric & O_EXCL) !== 0;
+      if (typeof target === 'string' && !scratch && !confinedTo.has(path.resolve(target))) {
+        refusedOpens.push(target);
+        throw new fs.ErrnoError(EMSCRIPTEN_EACCES);
+      }
+      return original.call(this, target, flags, mode);
+    };
+  }
+  try {
+    return work();
+  } finally {
+    if (added) confinedTo.delete(resolved);
+    if (outermost) fs.open = original;
+  }
+}
+
+/** The paths HDF5 tried and failed to open under `withConfinedFiles` since the last call. */
+export function takeRefusedOpens(): string[] {
+  return refusedOpens.splice(0, refusedOpens.length);
+}
 
 /**
  * Runs `work` with HDF5 errors thrown as exceptions instead of printed (h5wasm's default prints the
@@ -110,11 +175,18 @@ export function corrupt(
 /** Reads one HDF5 file without ever following a link, caching group listings. */
 export class SafeReader {
   private readonly children = new Map<string, Set<string>>();
+  /** The file's size on disk: every dataset's values must fit in it (times the compression bound). */
+  private readonly fileBytes: number;
+  /** Bytes declared so far by the datasets handed out, stored plainly and through filters. */
+  private plainBytes = 0;
+  private filteredBytes = 0;
 
   constructor(
     private readonly file: File,
     private readonly fileName: string,
-  ) {}
+  ) {
+    this.fileBytes = statSync(path.resolve(fileName)).size;
+  }
 
   private childNames(group: string): Set<string> {
     let names = this.children.get(group);
@@ -206,14 +278,80 @@ export class SafeReader {
         { file: this.fileName, dataset: datasetPath },
       );
     }
+    if (meta.virtual_sources !== undefined) {
+      const sources = meta.virtual_sources.map((s) => `${s.file_name}:${s.dset_name}`);
+      throw corrupt(
+        this.fileName,
+        `dataset '${datasetPath}' is a virtual dataset whose values live in ${sources.join(', ')}; xfer reads weights only from the file itself. Save the weights again with real datasets (h5py: f['x'][...] copies them).`,
+        { dataset: datasetPath, virtualSources: sources },
+      );
+    }
     const shape = meta.shape.map(Number);
+    this.checkDeclaredSize(dataset, datasetPath, shape, meta.size);
     const fileName = this.fileName;
     return {
       name: weightName,
       shape,
-      read: () => withHdf5Errors(() => readNumeric(dataset, shape, meta, fileName)),
+      read: () =>
+        withHdf5Errors(() =>
+          withConfinedFiles(fileName, () => {
+            takeRefusedOpens();
+            let values: WeightValues | undefined;
+            let failure: unknown;
+            try {
+              values = readNumeric(dataset, shape, meta, fileName);
+            } catch (error) {
+              failure = error;
+            }
+            // HDF5 fills what it could not read with the fill value and may not fail at all, so a
+            // refused open condemns the read whatever came back.
+            const refused = takeRefusedOpens();
+            if (refused.length > 0) throw outsideFile(fileName, datasetPath, refused);
+            if (values === undefined) throw failure;
+            return values;
+          }),
+        ),
     };
   }
+
+  /**
+   * A shape bomb declares terabytes in a kilobyte file; HDF5 would allocate them and fill them with
+   * the fill value. Plain datasets must fit in the file; filtered ones may expand at most
+   * `MAX_H5_COMPRESSION_RATIO` times the file, summed over every dataset handed out so far.
+   */
+  private checkDeclaredSize(
+    dataset: Dataset,
+    datasetPath: string,
+    shape: number[],
+    itemSize: number,
+  ): void {
+    const declared = shape.reduce((a, b) => a * b, 1) * itemSize;
+    const filtered = dataset.filters.length > 0;
+    if (filtered) this.filteredBytes += declared;
+    else this.plainBytes += declared;
+    const plainLimit = this.fileBytes;
+    const filteredLimit = this.fileBytes * MAX_H5_COMPRESSION_RATIO;
+    if (
+      !Number.isSafeInteger(declared) ||
+      this.plainBytes > plainLimit ||
+      this.filteredBytes > filteredLimit
+    ) {
+      throw corrupt(
+        this.fileName,
+        `dataset '${datasetPath}' declares shape [${shape.join(', ')}] (${declared} bytes${filtered ? ', compressed' : ''}), more than a ${this.fileBytes}-byte file can hold${filtered ? ` even at the ${MAX_H5_COMPRESSION_RATIO}:1 compression bound` : ''}; the file is damaged or hostile (a shape bomb) and nothing was read from it.`,
+        { dataset: datasetPath, shape, declaredBytes: declared, fileBytes: this.fileBytes },
+      );
+    }
+  }
+}
+
+function outsideFile(file: string, dataset: string, refused: string[]): XferError {
+  const targets = [...new Set(refused)].map((r) => `'${r}'`).join(', ');
+  return corrupt(
+    file,
+    `dataset '${dataset}' tried to read ${targets}, outside the weight file (HDF5 external storage or a virtual dataset); xfer reads weights only from the file itself, so it refused. Save the weights again with ordinary datasets.`,
+    { dataset, refused: [...new Set(refused)] },
+  );
 }
 
 function toWeightValues(data: unknown, isFloat: boolean): WeightValues {
@@ -283,26 +421,28 @@ function describeForeignLayout(rootGroups: Set<string>): string {
  * `h5Ready()` first): datasets are read lazily by `StoredWeight.read()` inside `use`.
  */
 export function readKerasH5<T>(file: string, use: (contents: KerasH5Contents) => T): T {
-  return withHdf5Errors(() => {
-    let h5: File;
+  return withHdf5Errors(() => withConfinedFiles(file, () => readKerasH5Confined(file, use)));
+}
+
+function readKerasH5Confined<T>(file: string, use: (contents: KerasH5Contents) => T): T {
+  let h5: File;
+  try {
+    h5 = new (hdf5().File)(path.resolve(file), 'r');
+  } catch (error) {
+    throw corrupt(file, `HDF5 could not open it (${hdf5Reason(error)}).`);
+  }
+  try {
+    let contents: KerasH5Contents;
     try {
-      h5 = new (hdf5().File)(path.resolve(file), 'r');
+      contents = readContents(new SafeReader(h5, file), h5, file);
     } catch (error) {
-      throw corrupt(file, `HDF5 could not open it (${hdf5Reason(error)}).`);
+      if (error instanceof XferError) throw error;
+      throw corrupt(file, hdf5Reason(error));
     }
-    try {
-      let contents: KerasH5Contents;
-      try {
-        contents = readContents(new SafeReader(h5, file), h5, file);
-      } catch (error) {
-        if (error instanceof XferError) throw error;
-        throw corrupt(file, hdf5Reason(error));
-      }
-      return use(contents);
-    } finally {
-      h5.close();
-    }
-  });
+    return use(contents);
+  } finally {
+    h5.close();
+  }
 }
 
 function readContents(reader: SafeReader, h5: File, file: string): KerasH5Contents {

@@ -22,6 +22,7 @@ import {
   hdf5,
   hdf5Reason,
   SafeReader,
+  withConfinedFiles,
   withHdf5Errors,
 } from './h5.js';
 import { isContainer, type Layer } from './model-weights.js';
@@ -123,22 +124,27 @@ export function configKeys(config: unknown, source: string): Map<string, string>
 
 /** True when an HDF5 file has Keras 3's layout: `layers` or `vars` groups and no `layer_names`. */
 export function isKeras3Layout(file: string): boolean {
-  return withHdf5Errors(() => {
-    let h5: File;
-    try {
-      h5 = new (hdf5().File)(path.resolve(file), 'r');
-    } catch {
-      return false;
-    }
-    try {
-      const attributes = hdf5().Module.get_attribute_names(h5.file_id, '/') as string[];
-      if (attributes.some((a) => a.startsWith('layer_names'))) return false;
-      const names = new Set(hdf5().Module.get_names(h5.file_id, '/', false) as string[]);
-      return names.has('layers') || (names.has('vars') && !names.has('model_weights'));
-    } finally {
-      h5.close();
-    }
-  });
+  return withHdf5Errors(() => withConfinedFiles(file, () => isKeras3LayoutConfined(file)));
+}
+
+function isKeras3LayoutConfined(file: string): boolean {
+  let h5: File;
+  try {
+    h5 = new (hdf5().File)(path.resolve(file), 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const attributes = hdf5().Module.get_attribute_names(h5.file_id, '/') as string[];
+    if (attributes.some((a) => a.startsWith('layer_names'))) return false;
+    const names = new Set(hdf5().Module.get_names(h5.file_id, '/', false) as string[]);
+    return names.has('layers') || (names.has('vars') && !names.has('model_weights'));
+  } catch {
+    // A damaged root: the legacy reader, which reports damage as CORRUPT_FILE, gets the file.
+    return false;
+  } finally {
+    h5.close();
+  }
 }
 
 /** Whether a key path names a layer (`layers/x`, `layers/x/layers/y`), not an optimizer or a seed. */
@@ -151,26 +157,28 @@ function isLayerKey(key: string): boolean {
  * Call `h5Ready()` first. Links are refused, never followed.
  */
 export function readKeras3H5<T>(file: string, use: (entries: Keras3Entry[]) => T): T {
-  return withHdf5Errors(() => {
-    let h5: File;
+  return withHdf5Errors(() => withConfinedFiles(file, () => readKeras3H5Confined(file, use)));
+}
+
+function readKeras3H5Confined<T>(file: string, use: (entries: Keras3Entry[]) => T): T {
+  let h5: File;
+  try {
+    h5 = new (hdf5().File)(path.resolve(file), 'r');
+  } catch (error) {
+    throw corrupt(file, `HDF5 could not open it (${hdf5Reason(error)}).`);
+  }
+  try {
+    let entries: Keras3Entry[];
     try {
-      h5 = new (hdf5().File)(path.resolve(file), 'r');
+      entries = collect(new SafeReader(h5, file), h5, file);
     } catch (error) {
-      throw corrupt(file, `HDF5 could not open it (${hdf5Reason(error)}).`);
+      if (error instanceof XferError) throw error;
+      throw corrupt(file, hdf5Reason(error));
     }
-    try {
-      let entries: Keras3Entry[];
-      try {
-        entries = collect(new SafeReader(h5, file), h5, file);
-      } catch (error) {
-        if (error instanceof XferError) throw error;
-        throw corrupt(file, hdf5Reason(error));
-      }
-      return use(entries);
-    } finally {
-      h5.close();
-    }
-  });
+    return use(entries);
+  } finally {
+    h5.close();
+  }
 }
 
 function collect(reader: SafeReader, h5: File, file: string): Keras3Entry[] {

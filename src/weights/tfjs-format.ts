@@ -11,6 +11,7 @@ import { XferError } from '../errors.js';
 import { pathExists, writeFileAtomic } from '../util/fs.js';
 import { isKeras3Topology, rewriteKeras3Topology } from './keras3-config.js';
 import type { StoredLayer, StoredWeight, WeightValues } from './stored.js';
+import { checkLayersTopology } from './topology.js';
 
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
@@ -94,11 +95,56 @@ function shardPath(dir: string, modelJsonPath: string, shard: unknown): string {
   return path.join(dir, ...parts);
 }
 
-function specBytes(spec: tf.io.WeightsManifestEntry): number | undefined {
-  const dtype = spec.quantization?.dtype ?? spec.dtype;
-  const size = BYTES_PER_ELEMENT[dtype];
-  if (size === undefined) return undefined;
-  return spec.shape.reduce((a, b) => a * b, 1) * size;
+/**
+ * The bytes one weight spec takes in the shards. A spec is data from the file: its name must be a
+ * string, its dtype one tfjs stores at a fixed size, its shape non-negative integers whose product
+ * stays exact; anything else is refused here, before tfjs decodes a byte.
+ */
+/** Refuses a shard that is, or passes through, a symbolic link leading out of the model folder. */
+async function checkInsideFolder(
+  dir: string,
+  file: string,
+  modelJsonPath: string,
+  shard: string,
+): Promise<void> {
+  const [realDir, realFile] = await Promise.all([fsp.realpath(dir), fsp.realpath(file)]);
+  const relative = path.relative(realDir, realFile);
+  if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
+    throw new XferError(
+      'CORRUPT_FILE',
+      `${modelJsonPath} lists the weight file '${shard}', a symbolic link to ${realFile}, outside the model's folder; weight files must sit beside model.json.`,
+      { path: modelJsonPath, shard, target: realFile },
+    );
+  }
+}
+
+function specBytes(spec: unknown, modelJsonPath: string): number {
+  const entry = spec as Partial<tf.io.WeightsManifestEntry> | null;
+  const bad = (what: string) =>
+    new XferError('CORRUPT_FILE', `${modelJsonPath}: a weightsManifest entry ${what}.`, {
+      path: modelJsonPath,
+      spec,
+    });
+  if (entry === null || typeof entry !== 'object' || typeof entry.name !== 'string') {
+    throw bad('has no name');
+  }
+  const dtype = entry.quantization?.dtype ?? entry.dtype;
+  const size = typeof dtype === 'string' ? BYTES_PER_ELEMENT[dtype] : undefined;
+  if (size === undefined || !Object.hasOwn(BYTES_PER_ELEMENT, dtype as string)) {
+    throw bad(
+      `('${entry.name}') has the dtype ${JSON.stringify(dtype)}, which a layers model does not store`,
+    );
+  }
+  const shape = entry.shape;
+  if (
+    !Array.isArray(shape) ||
+    !shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)
+  ) {
+    throw bad(`('${entry.name}') has the shape ${JSON.stringify(shape)}, not a list of sizes`);
+  }
+  const bytes = shape.reduce((a, b) => a * b, 1) * size;
+  if (!Number.isSafeInteger(bytes)) throw bad(`('${entry.name}') declares an impossible size`);
+  return bytes;
 }
 
 /** Reads and checks a model folder: model.json parses, every shard exists, byte counts agree. */
@@ -155,15 +201,16 @@ export async function readModelFolder(source: string): Promise<ModelFolder> {
           },
         );
       }
+      await checkInsideFolder(dir, file, modelJsonPath, shard);
       shardFiles.push(file);
       buffers.push(await fsp.readFile(file));
     }
     weightSpecs.push(...group.weights);
   }
   const held = buffers.reduce((sum, b) => sum + b.byteLength, 0);
-  const sizes = weightSpecs.map(specBytes);
-  if (sizes.every((s) => s !== undefined)) {
-    const needed = (sizes as number[]).reduce((a, b) => a + b, 0);
+  const sizes = weightSpecs.map((spec) => specBytes(spec, modelJsonPath));
+  {
+    const needed = sizes.reduce((a, b) => a + b, 0);
     if (needed !== held) {
       throw new XferError(
         'CORRUPT_FILE',
@@ -318,6 +365,7 @@ export async function loadModel(source: string): Promise<tf.LayersModel> {
   const modelTopology = isKeras3Topology(folder.json.modelTopology)
     ? rewriteKeras3Topology(folder.json.modelTopology, folder.modelJsonPath)
     : folder.json.modelTopology;
+  checkLayersTopology(modelTopology, folder.modelJsonPath);
   try {
     return await tf.loadLayersModel(
       folderLoadHandler({ ...folder, json: { ...folder.json, modelTopology } }),
@@ -353,7 +401,17 @@ export async function loadModel(source: string): Promise<tf.LayersModel> {
  * (`block1_conv1/kernel` -> `block1_conv1`), for loading by name into another model.
  */
 export function storedLayersFromFolder(folder: ModelFolder): StoredLayer[] {
-  const tensors = tf.io.decodeWeights(folder.weightData, folder.weightSpecs);
+  let tensors: tf.NamedTensorMap;
+  try {
+    tensors = tf.io.decodeWeights(folder.weightData, folder.weightSpecs);
+  } catch (error) {
+    throw new XferError(
+      'CORRUPT_FILE',
+      `the weights of ${folder.modelJsonPath} cannot be decoded (${(error as Error).message}).`,
+      { path: folder.modelJsonPath },
+      { cause: error },
+    );
+  }
   const layers = new Map<string, StoredWeight[]>();
   try {
     for (const spec of folder.weightSpecs) {

@@ -9,8 +9,10 @@
  * bytes; 1,738 such files in the archive, e.g. the empty Cat/666.jpg): a dropped number is
  * replaced by the next readable one, so every split stays full.
  *
- * Resuming: the archive is cached by `getFile` and checked by size and sha256; images already
- * written are kept, so an interrupted build continues where it stopped.
+ * Resuming: the archive is cached by `getFile` and checked by size and sha256; a download cut
+ * off midway is continued by the next run with an HTTP Range request (getFile keeps the part and
+ * the server's ETag / Last-Modified), and images already written are kept, so an interrupted
+ * build continues where it stopped.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';

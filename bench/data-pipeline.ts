@@ -1,12 +1,17 @@
 /**
- * Images per second of xfer's image pipeline (decode, resize to 224x224, augment, preprocess,
- * batch) on ~500x375 JPEGs, beside PIL + torchvision (a DataLoader with 2 workers) in the same run
- * when Debian's python3-torchvision is installed, and where the time goes per image.
+ * Images per second of xfer's image pipeline (read, decode, resize to 224x224, augment,
+ * preprocess, batch) on ~500x375 JPEGs with 0, 1 and 2 worker threads, beside PIL + torchvision
+ * (a DataLoader with 2 workers, and 0) on the same files in the same run when Debian's
+ * python3-torchvision is at /usr/bin/python3, and where the time goes per image.
  *
- *   node --import tsx bench/data-pipeline.ts [--images 300] [--batch 32] [--no-python]
+ *   node --import tsx bench/data-pipeline.ts [--images 300] [--batch 32] [--rounds 2] [--no-python] [--json]
  *
- * The seed's training generator is measured as the seed writes it (rotation 40, shifts 0.2,
- * zoom 0.2, horizontal flip, fill 'constant', VGG16's preprocess_input, nearest resize).
+ * The augmentation is the seed's (rotation 40, shifts 0.2, zoom 0.2, horizontal flip, fill
+ * 'constant', VGG16's preprocess_input, nearest resize); torchvision gets the same work: nearest
+ * Resize, a bilinear RandomAffine(40, translate 0.2, scale 0.8-1.2), flip, ToTensor, Normalize.
+ * Each row is measured `rounds` times, the rows interleaved, and the best round is kept (the
+ * machine may be shared); CPU ms per image counts every thread of the process (xfer) or the
+ * single process (torchvision, 0 workers), a figure load changes much less than wall time.
  */
 import { execFileSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
@@ -17,6 +22,7 @@ import sharp from 'sharp';
 import { preprocessInput } from '../src/applications/preprocess.js';
 import { decodeImageBytes, finishImage, resolveLoadOptions } from '../src/data/image.js';
 import { ImageDataGenerator, type ImageDataGeneratorOptions } from '../src/data/index.js';
+import { closeImagePools } from '../src/data/pool.js';
 import { initBackend } from '../src/engine/backend.js';
 import * as tf from '../src/engine/tf.js';
 import { setQuiet } from '../src/util/log.js';
@@ -26,11 +32,17 @@ const { values: args } = parseArgs({
   options: {
     images: { type: 'string', default: '300' },
     batch: { type: 'string', default: '32' },
+    rounds: { type: 'string', default: '2' },
     'no-python': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
   },
 });
 const IMAGES = Number(args.images);
 const BATCH = Number(args.batch);
+const ROUNDS = Number(args.rounds);
+const log = (line: string) => {
+  if (!args.json) console.log(line);
+};
 
 /** Photo-like JPEGs: smooth gradients, blobs and noise, 500x375, quality 90. */
 async function makeImages(dir: string): Promise<void> {
@@ -69,25 +81,47 @@ const SEED_AUGMENTATION: ImageDataGeneratorOptions = {
 };
 const caffe = (x: tf.Tensor3D) => preprocessInput(x, 'caffe') as tf.Tensor3D;
 
-/** One epoch through flowFromDirectory; images per second. */
+interface Row {
+  name: string;
+  library: 'xfer' | 'torchvision';
+  workers: number;
+  imagesPerSecond: number;
+  /** CPU time of the whole process (all its threads) per image; null where not measured. */
+  cpuMsPerImage: number | null;
+}
+
+/** One epoch through flowFromDirectory (after a warm-up batch): images/s and CPU ms per image. */
 async function epoch(
   dir: string,
   generator: ImageDataGenerator,
   interpolation: 'nearest' | 'bilinear',
-) {
+  workers: number,
+): Promise<{ imagesPerSecond: number; cpuMsPerImage: number }> {
   const it = await generator.flowFromDirectory(dir, {
     targetSize: [224, 224],
     batchSize: BATCH,
     classMode: 'binary',
     interpolation,
     seed: 1,
+    workers,
   });
+  const warm = await it.getBatch(0); // starts the workers, compiles the kernels
+  tf.dispose([warm.x, warm.y!]);
+  const cpu = process.cpuUsage();
   const start = performance.now();
+  // One batch in flight ahead, as fit's prefetch does.
+  let next = it.getBatch(0);
   for (let i = 0; i < it.length; i++) {
-    const { x, y } = await it.getBatch(i);
+    const { x, y } = await next;
+    if (i + 1 < it.length) next = it.getBatch(i + 1);
     tf.dispose([x, y!]);
   }
-  return (it.samples / (performance.now() - start)) * 1000;
+  const seconds = (performance.now() - start) / 1000;
+  const used = process.cpuUsage(cpu);
+  return {
+    imagesPerSecond: it.samples / seconds,
+    cpuMsPerImage: (used.user + used.system) / 1000 / it.samples,
+  };
 }
 
 /** Milliseconds per image for each stage, on one thread, over `count` files. */
@@ -132,26 +166,46 @@ async function stages(files: string[]) {
   return result;
 }
 
-function python(dir: string): string {
+/** torchvision rows: DataLoader with 2 and 0 workers, best of ROUNDS epochs each. */
+function python(dir: string): Row[] {
   const script = `
-import time, sys, torch, torchvision
+import json, time, sys, resource, torch, torchvision
 from torchvision import datasets, transforms
+from torchvision.transforms import InterpolationMode
 torch.set_num_threads(1)
 t = transforms.Compose([
-    transforms.Resize((224, 224), interpolation=transforms.InterpolationMode.NEAREST),
-    transforms.RandomAffine(degrees=40, translate=(0.2, 0.2), scale=(0.8, 1.2)),
+    transforms.Resize((224, 224), interpolation=InterpolationMode.NEAREST),
+    transforms.RandomAffine(degrees=40, translate=(0.2, 0.2), scale=(0.8, 1.2),
+                            interpolation=InterpolationMode.BILINEAR),
     transforms.RandomHorizontalFlip(),
     transforms.ToTensor(),
     transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
 ])
 ds = datasets.ImageFolder(sys.argv[1], transform=t)
+rows = []
 for workers in (2, 0):
-    dl = torch.utils.data.DataLoader(ds, batch_size=${BATCH}, shuffle=True, num_workers=workers)
-    start = time.perf_counter()
-    n = sum(x.shape[0] for x, _ in dl)
-    print(f"torchvision DataLoader, {workers} workers: {n / (time.perf_counter() - start):.0f} img/s")
+    kw = dict(persistent_workers=True) if workers else {}
+    dl = torch.utils.data.DataLoader(ds, batch_size=${BATCH}, shuffle=True, num_workers=workers, **kw)
+    next(iter(dl))  # warm-up: starts the workers
+    best, best_cpu = 0.0, None
+    for _ in range(${ROUNDS}):
+        start, cpu = time.perf_counter(), time.process_time()
+        n = sum(x.shape[0] for x, _ in dl)
+        rate = n / (time.perf_counter() - start)
+        if rate > best:
+            best = rate
+            best_cpu = None if workers else (time.process_time() - cpu) * 1000 / n
+    rows.append(dict(workers=workers, imagesPerSecond=best, cpuMsPerImage=best_cpu))
+    del dl
+print(json.dumps(rows))
 `;
-  return execFileSync('/usr/bin/python3', ['-c', script, dir], { encoding: 'utf8' });
+  const out = execFileSync('/usr/bin/python3', ['-c', script, dir], { encoding: 'utf8' });
+  const rows = JSON.parse(out.trim().split('\n').pop()!) as Omit<Row, 'name' | 'library'>[];
+  return rows.map((r) => ({
+    name: `PIL + torchvision DataLoader, num_workers=${r.workers}`,
+    library: 'torchvision',
+    ...r,
+  }));
 }
 
 function hasTorchvision(): boolean {
@@ -168,47 +222,82 @@ async function main() {
   setQuiet(true);
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'xfer-bench-data-'));
   try {
-    console.log(
-      `${IMAGES} JPEGs of 500x375 to 224x224 batches of ${BATCH}; ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}, backend ${tf.getBackend()}`,
+    const machine = {
+      cores: os.availableParallelism(),
+      loadAverage: os.loadavg()[0]!,
+      backend: tf.getBackend(),
+    };
+    log(
+      `${IMAGES} JPEGs of 500x375 to 224x224 batches of ${BATCH}; ${machine.cores} cores, load ${machine.loadAverage.toFixed(1)}, backend ${machine.backend}, best of ${ROUNDS} rounds`,
     );
     await makeImages(dir);
     const files = (await fsp.readdir(path.join(dir, 'cats')))
       .slice(0, 40)
       .map((f) => path.join(dir, 'cats', f));
-    console.log('\nms per image, per stage (one thread):');
-    for (const [name, ms] of Object.entries(await stages(files))) {
-      console.log(`  ${name.padEnd(50)} ${ms.toFixed(2)}`);
-    }
-    console.log('\nimages/s, one epoch of flowFromDirectory:');
-    const runs: [string, ImageDataGenerator, 'nearest' | 'bilinear'][] = [
-      ['decode + resize (nearest)', new ImageDataGenerator(), 'nearest'],
-      ['decode + resize (bilinear)', new ImageDataGenerator(), 'bilinear'],
-      ['+ seed augmentation', new ImageDataGenerator(SEED_AUGMENTATION), 'nearest'],
+    const perStage = await stages(files);
+    log('\nms per image, per stage (one thread, wall time):');
+    for (const [name, ms] of Object.entries(perStage)) log(`  ${name.padEnd(50)} ${ms.toFixed(2)}`);
+
+    const seed = () =>
+      new ImageDataGenerator({
+        ...SEED_AUGMENTATION,
+        preprocessingFunction: caffe,
+        preprocessingFunctionOnBatch: true,
+      });
+    const configs: [string, () => ImageDataGenerator, 'nearest' | 'bilinear', number][] = [
+      ['xfer, seed augmentation + preprocess_input, workers 0', seed, 'nearest', 0],
+      ['xfer, seed augmentation + preprocess_input, workers 1', seed, 'nearest', 1],
+      ['xfer, seed augmentation + preprocess_input, workers 2', seed, 'nearest', 2],
+      ['xfer, same with bilinear resize, workers 2', seed, 'bilinear', 2],
       [
-        "+ preprocess_input per image (the seed's)",
-        new ImageDataGenerator({ ...SEED_AUGMENTATION, preprocessingFunction: caffe }),
+        'xfer, decode + resize only (nearest), workers 2',
+        () => new ImageDataGenerator(),
         'nearest',
-      ],
-      [
-        '+ preprocess_input, preprocessingFunctionOnBatch',
-        new ImageDataGenerator({
-          ...SEED_AUGMENTATION,
-          preprocessingFunction: caffe,
-          preprocessingFunctionOnBatch: true,
-        }),
-        'nearest',
+        2,
       ],
     ];
-    for (const [name, gen, interpolation] of runs) {
-      console.log(`  ${name.padEnd(44)} ${(await epoch(dir, gen, interpolation)).toFixed(0)}`);
+    const rows: Row[] = configs.map(([name, , , workers]) => ({
+      name,
+      library: 'xfer',
+      workers,
+      imagesPerSecond: 0,
+      cpuMsPerImage: null,
+    }));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [k, [, make, interpolation, workers]] of configs.entries()) {
+        const r = await epoch(dir, make(), interpolation, workers);
+        if (r.imagesPerSecond > rows[k]!.imagesPerSecond) Object.assign(rows[k]!, r);
+      }
     }
-    if (args['no-python']) return;
-    if (!hasTorchvision()) {
-      console.log('\nPIL + torchvision: skipped (Debian python3-torchvision is not installed).');
-      return;
+    await closeImagePools();
+    let torchNote: string | null = null;
+    if (args['no-python']) torchNote = 'skipped (--no-python)';
+    else if (!hasTorchvision()) torchNote = 'skipped (Debian python3-torchvision is not installed)';
+    else rows.push(...python(dir));
+
+    log('\nimages/s, one epoch (one batch prefetched):');
+    log(`  ${'pipeline'.padEnd(58)} ${'img/s'.padStart(7)} ${'CPU ms/img'.padStart(11)}`);
+    for (const r of rows) {
+      const cpu = r.cpuMsPerImage === null ? '' : r.cpuMsPerImage.toFixed(1);
+      log(`  ${r.name.padEnd(58)} ${r.imagesPerSecond.toFixed(0).padStart(7)} ${cpu.padStart(11)}`);
     }
-    console.log('\nPIL + torchvision, same images, same transforms (affine, flip, normalize):');
-    process.stdout.write(python(dir).replace(/^/gm, '  '));
+    if (torchNote !== null) log(`  PIL + torchvision: ${torchNote}`);
+    const torch2 = rows.find((r) => r.library === 'torchvision' && r.workers === 2);
+    const xfer2 = rows[2]!;
+    if (torch2) {
+      log(
+        `\nxfer (2 workers) / torchvision (2 workers): ${(xfer2.imagesPerSecond / torch2.imagesPerSecond).toFixed(2)}x`,
+      );
+    }
+    if (args.json) {
+      console.log(
+        JSON.stringify(
+          { images: IMAGES, batchSize: BATCH, rounds: ROUNDS, machine, stages: perStage, rows },
+          null,
+          2,
+        ),
+      );
+    }
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }

@@ -7,6 +7,13 @@
  *
  *   node --import tsx bench/fine-tune.ts [--batch 16] [--reps 3] [--models vgg16,mobilenet_v2]
  *                                        [--no-torch] [--tfjs-whole] [--threads N]
+ *                                        [--wasm-threads 1,2] [--torch-threads 1,2]
+ *
+ * `--wasm-threads` lists the thread counts of the tfjs wasm backend to time side by side in one
+ * process (1: tfjs-backend-wasm's single-threaded build; more: its threaded SIMD build, see
+ * src/engine/threads.ts). PyTorch gets `--threads` threads (default: all CPUs; `--torch-threads`
+ * lists several to try) and is timed in both memory formats, contiguous (NCHW) and channels_last;
+ * the fastest is compared.
  *
  * `--tfjs-whole` also times the whole model in tfjs (the frozen prefix's forward pass on the
  * wasm backend too), the path taken without onnxruntime.
@@ -18,6 +25,7 @@ import { MobileNetV2, VGG16 } from '../src/applications/index.js';
 import { backendName, initBackend } from '../src/engine/backend.js';
 import { OrtModel } from '../src/engine/ort.js';
 import * as tf from '../src/engine/tf.js';
+import { setWasmThreads, wasmThreadCount } from '../src/engine/threads.js';
 import {
   Adam,
   compile,
@@ -35,6 +43,8 @@ const { values: args } = parseArgs({
     'no-torch': { type: 'boolean', default: false },
     'tfjs-whole': { type: 'boolean', default: false },
     threads: { type: 'string', default: String(os.availableParallelism()) },
+    'wasm-threads': { type: 'string', default: '1,2' },
+    'torch-threads': { type: 'string' },
   },
 });
 const BATCH = Number(args.batch);
@@ -42,6 +52,9 @@ const REPS = Number(args.reps);
 const SIZE = 224;
 /** onnxruntime's and PyTorch's threads (tfjs-wasm has one in Node). */
 const THREADS = Number(args.threads);
+const WASM_THREADS = args['wasm-threads'].split(',').map(Number);
+/** PyTorch's thread counts to try (the fastest is compared): a loaded machine can favour 1. */
+const TORCH_THREADS = (args['torch-threads'] ?? String(THREADS)).split(',').map(Number);
 
 interface Case {
   name: string;
@@ -99,6 +112,8 @@ interface XferTiming {
   pipelinedMs: number;
   prefixMs: number;
   suffixMs: number;
+  /** CPU time of the process (all threads) during the tfjs suffix step. */
+  suffixCpuMs: number;
   wholeMs?: number;
 }
 
@@ -124,13 +139,15 @@ async function timeXfer(c: Case): Promise<XferTiming> {
     const t0 = performance.now();
     const features = await prefix.run(x);
     const t1 = performance.now();
+    const cpu = process.cpuUsage();
     await fit(suffix, { x: features, y }, { epochs: 1, batchSize: BATCH, verbose: 0 });
     const t2 = performance.now();
+    const used = process.cpuUsage(cpu);
     features.dispose();
-    return [t2 - t0, t1 - t0, t2 - t1] as const;
+    return [t2 - t0, t1 - t0, t2 - t1, (used.user + used.system) / 1000] as const;
   };
   await step();
-  const runs: (readonly [number, number, number])[] = [];
+  const runs: (readonly [number, number, number, number])[] = [];
   for (let i = 0; i < REPS; i++) runs.push(await step());
   // Both cores: onnxruntime runs the next batch's frozen prefix on its own native thread while
   // the main thread runs this batch's tfjs step (wasm, single-threaded in Node).
@@ -149,6 +166,7 @@ async function timeXfer(c: Case): Promise<XferTiming> {
     stepMs: await median(runs.map((r) => r[0])),
     prefixMs: await median(runs.map((r) => r[1])),
     suffixMs: await median(runs.map((r) => r[2])),
+    suffixCpuMs: await median(runs.map((r) => r[3])),
   };
   if (args['tfjs-whole']) {
     compile(model, { optimizer: Adam(1e-4), loss: 'binary_crossentropy' });
@@ -184,16 +202,22 @@ loss_fn = torch.nn.BCEWithLogitsLoss()
 def step():
     t0 = time.perf_counter()
     with torch.no_grad():
-        f = frozen(x)
+        f = frozen(x.to(memory_format=fmt))
     out = head(torch.nn.functional.adaptive_avg_pool2d(trainable(f), 1).flatten(1))
     loss = loss_fn(out, y)
     opt.zero_grad()
     loss.backward()
     opt.step()
     return (time.perf_counter() - t0) * 1000
-step()
-times = sorted(step() for _ in range(reps))
-print(json.dumps({'stepMs': times[len(times) // 2], 'torch': torch.__version__, 'threads': torch.get_num_threads()}))
+result = {'torch': torch.__version__, 'threads': torch.get_num_threads()}
+for fmt_name, fmt in (('contiguous', torch.contiguous_format), ('channels_last', torch.channels_last)):
+    net.to(memory_format=fmt)
+    step()
+    times = sorted(step() for _ in range(reps))
+    result[fmt_name] = times[len(times) // 2]
+    if 'stepMs' not in result or result[fmt_name] < result['stepMs']:
+        result.update(stepMs=result[fmt_name], format=fmt_name)
+print(json.dumps(result))
 `;
 
 function findTorchPython(): string | undefined {
@@ -204,21 +228,49 @@ function findTorchPython(): string | undefined {
   return undefined;
 }
 
-function timeTorch(python: string, c: Case): { stepMs: number; torch: string; threads: number } {
-  const threads = String(THREADS);
+interface TorchTiming {
+  stepMs: number;
+  /** The faster memory format. */
+  format: string;
+  contiguous: number;
+  channels_last: number;
+  torch: string;
+  threads: number;
+}
+
+function timeTorch(python: string, c: Case, threads: number): TorchTiming {
   const run = spawnSync(
     python,
-    ['-c', TORCH_SCRIPT, c.torchModel, String(c.torchStart), String(BATCH), threads, String(REPS)],
+    [
+      '-c',
+      TORCH_SCRIPT,
+      c.torchModel,
+      String(c.torchStart),
+      String(BATCH),
+      String(threads),
+      String(REPS),
+    ],
     { encoding: 'utf8' },
   );
   if (run.status !== 0) throw new Error(`PyTorch failed: ${run.stderr}`);
   return JSON.parse(run.stdout.trim().split('\n').pop()!);
 }
 
+/** PyTorch at each thread count and memory format; the fastest is the one compared. */
+function bestTorch(python: string, c: Case): TorchTiming {
+  const runs = TORCH_THREADS.map((threads) => timeTorch(python, c, threads));
+  for (const run of runs) {
+    console.log(
+      `${c.name}: PyTorch ${run.threads} threads: contiguous ${run.contiguous.toFixed(0)} ms, channels_last ${run.channels_last.toFixed(0)} ms`,
+    );
+  }
+  return runs.reduce((a, b) => (b.stepMs < a.stepMs ? b : a));
+}
+
 await initBackend();
 const python = args['no-torch'] ? undefined : findTorchPython();
 console.log(
-  `fine-tuning step, batch ${BATCH}, ${SIZE}x${SIZE}, median of ${REPS}; tfjs backend ${backendName()}, ${os.availableParallelism()} CPUs, onnxruntime and PyTorch threads ${THREADS}, load average ${os.loadavg()[0]!.toFixed(1)}`,
+  `fine-tuning step, batch ${BATCH}, ${SIZE}x${SIZE}, median of ${REPS}; tfjs backend ${backendName()} (wasm threads ${WASM_THREADS.join(' vs ')}), ${os.availableParallelism()} CPUs, onnxruntime threads ${THREADS}, PyTorch threads ${TORCH_THREADS.join(' or ')}, load average ${os.loadavg()[0]!.toFixed(1)}`,
 );
 if (!python) {
   console.log(
@@ -229,20 +281,31 @@ if (!python) {
 }
 const rows: string[] = [];
 rows.push(
-  '| top block unfrozen | xfer step (ORT prefix + tfjs suffix) | of which ORT prefix | of which tfjs suffix | xfer, prefix overlapped | xfer ms/image (overlapped) | PyTorch step | PyTorch ms/image | xfer (overlapped) / PyTorch |',
+  '| top block unfrozen | tfjs wasm threads | xfer step (ORT prefix + tfjs suffix) | of which ORT prefix | of which tfjs suffix (CPU time, all threads) | xfer, prefix overlapped | xfer ms/image (overlapped) | PyTorch step | PyTorch ms/image | xfer (overlapped) / PyTorch |',
 );
-rows.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+rows.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+const f = (ms: number) => `${ms.toFixed(0)} ms`;
 for (const key of args.models.split(',')) {
   const c = CASES[key.trim()];
   if (!c) throw new Error(`unknown model ${key}; known: ${Object.keys(CASES).join(', ')}`);
-  const xfer = await timeXfer(c);
-  const torch = python ? timeTorch(python, c) : undefined;
-  if (xfer.wholeMs !== undefined) {
-    console.log(`${c.name}: whole model in tfjs (wasm prefix) ${xfer.wholeMs.toFixed(0)} ms/step`);
+  // Side by side in one process: each thread count builds its own models on a fresh backend.
+  const timings: { threads: number; xfer: XferTiming }[] = [];
+  for (const threads of WASM_THREADS) {
+    if (tf.getBackend() === 'wasm') await setWasmThreads(threads);
+    timings.push({ threads: wasmThreadCount(), xfer: await timeXfer(c) });
   }
-  const f = (ms: number) => `${ms.toFixed(0)} ms`;
-  rows.push(
-    `| ${c.name} | ${f(xfer.stepMs)} | ${f(xfer.prefixMs)} | ${f(xfer.suffixMs)} | ${f(xfer.pipelinedMs)} | ${(xfer.pipelinedMs / BATCH).toFixed(1)} | ${torch ? `${f(torch.stepMs)} (${torch.torch}, ${torch.threads} threads)` : '—'} | ${torch ? (torch.stepMs / BATCH).toFixed(1) : '—'} | ${torch ? (xfer.pipelinedMs / torch.stepMs).toFixed(2) : '—'} |`,
-  );
+  const torch = python ? bestTorch(python, c) : undefined;
+  console.log(JSON.stringify({ model: key, timings, torch }));
+  for (const { threads, xfer } of timings) {
+    if (xfer.wholeMs !== undefined) {
+      console.log(
+        `${c.name}, ${threads} wasm threads: whole model in tfjs (wasm prefix) ${f(xfer.wholeMs)}/step`,
+      );
+    }
+    rows.push(
+      `| ${c.name} | ${threads} | ${f(xfer.stepMs)} | ${f(xfer.prefixMs)} | ${f(xfer.suffixMs)} (${f(xfer.suffixCpuMs)}) | ${f(xfer.pipelinedMs)} | ${(xfer.pipelinedMs / BATCH).toFixed(1)} | ${torch ? `${f(torch.stepMs)} (${torch.torch}, ${torch.threads} threads, ${torch.format})` : '—'} | ${torch ? (torch.stepMs / BATCH).toFixed(1) : '—'} | ${torch ? (xfer.pipelinedMs / torch.stepMs).toFixed(2) : '—'} |`,
+    );
+  }
 }
 console.log(rows.join('\n'));
+await setWasmThreads(1);

@@ -172,7 +172,7 @@ test('a NaN loss stops training with a clear message and keeps the last good epo
   assert.ok(error instanceof XferError, String(error));
   assert.match(
     error.message,
-    /^training stopped in epoch 2: a weight output_layer\/(kernel|bias) became NaN or infinite in epoch 2\. Lower the learning rate \(--learning-rate\) or check the images for damage; .*nan keeps the state after epoch 1; continue with: xfer train --resume .*nan --learning-rate <smaller>$/,
+    /^training stopped in epoch 2: weight output_layer\/(kernel|bias) became NaN or infinite at batch \d+\. Lower the learning rate \(--learning-rate\) or check the images for damage; .*nan keeps the state after epoch 1; continue with: xfer train --resume .*nan --learning-rate <smaller>$/,
   );
   const { state, modelWeights } = await readTrainingState(path.join(out, 'last.ckpt'));
   assert.equal(state.epochsDone, 1);

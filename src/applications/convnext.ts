@@ -10,7 +10,9 @@
  * downsampling in a nested `Sequential` (`convnext_tiny_stem`...); here their layers, with
  * Keras's names, sit in the main graph. Keras's 7x7 depthwise convolution is a `Conv2D` with
  * `groups` (kernel `[7, 7, 1, C]`), which tfjs lacks; here it is a `DepthwiseConv2D` (kernel
- * `[7, 7, C, 1]`, the same values in the same order).
+ * `[7, 7, C, 1]`, the same values in the same order). Keras's own `.h5` files load all the same:
+ * the loader opens the nested groups and takes a grouped kernel for a depthwise one, and
+ * `saveWeights` writes Keras's layout back (`src/weights/keras-layout.ts`).
  */
 
 import { initBackend } from '../engine/backend.js';

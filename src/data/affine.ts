@@ -4,7 +4,7 @@
  * `flip_axis` and `apply_brightness_shift`. Loops over typed arrays: one inverse-mapped source
  * coordinate per output pixel, shared by its channels.
  */
-import { floatsToBytes } from './image.js';
+import { floatsToBytes } from './decode.js';
 
 export const FILL_MODES = ['constant', 'nearest', 'reflect', 'wrap'] as const;
 export type FillMode = (typeof FILL_MODES)[number];
@@ -258,6 +258,41 @@ export function flip(
   return out;
 }
 
+/** `flip` that swaps pixels within `x` itself; returns `x`. */
+export function flipInPlace(
+  x: Float32Array,
+  height: number,
+  width: number,
+  channels: number,
+  horizontal: boolean,
+): Float32Array {
+  const rowLength = width * channels;
+  if (horizontal) {
+    for (let r = 0; r < height; r++) {
+      const row = r * rowLength;
+      for (let c = 0; c < width >> 1; c++) {
+        const s = row + c * channels;
+        const t = row + (width - 1 - c) * channels;
+        for (let k = 0; k < channels; k++) {
+          const v = x[s + k]!;
+          x[s + k] = x[t + k]!;
+          x[t + k] = v;
+        }
+      }
+    }
+    return x;
+  }
+  const tmp = new Float32Array(rowLength);
+  for (let r = 0; r < height >> 1; r++) {
+    const top = x.subarray(r * rowLength, (r + 1) * rowLength);
+    const bottom = x.subarray((height - 1 - r) * rowLength, (height - r) * rowLength);
+    tmp.set(top);
+    top.set(bottom);
+    bottom.set(tmp);
+  }
+  return x;
+}
+
 /**
  * Keras's `apply_brightness_shift(x, brightness, scale=False)`: through an 8-bit PIL image and
  * `ImageEnhance.Brightness`. Values go to bytes (truncated; stretched to 0..255 only when outside
@@ -293,4 +328,81 @@ export function brightnessShift(
       : v;
   }
   return out;
+}
+
+/** The generator settings the pixel transforms read. */
+export interface TransformSettings {
+  fillMode: FillMode;
+  cval: number;
+  interpolationOrder: 0 | 1;
+}
+
+/** The parameters of one transform (the generator's `TransformParams`); missing keys are neutral. */
+export interface PixelTransform {
+  theta?: number;
+  tx?: number;
+  ty?: number;
+  shear?: number;
+  zx?: number;
+  zy?: number;
+  flipHorizontal?: boolean;
+  flipVertical?: boolean;
+  channelShiftIntensity?: number | null;
+  brightness?: number | null;
+}
+
+/**
+ * Keras's `apply_transform` on raw float32 HWC pixels, in Keras's order: affine warp, channel
+ * shift, flips, brightness. Returns the input itself when nothing applies. A plain function of
+ * its arguments, so a worker thread computes exactly what the main thread would.
+ */
+export function transformPixels(
+  pixels: Float32Array,
+  height: number,
+  width: number,
+  channels: number,
+  params: PixelTransform,
+  settings: TransformSettings,
+): Float32Array {
+  let x = pixels;
+  const matrix = kerasAffineMatrix(
+    {
+      theta: params.theta ?? 0,
+      tx: params.tx ?? 0,
+      ty: params.ty ?? 0,
+      shear: params.shear ?? 0,
+      zx: params.zx ?? 1,
+      zy: params.zy ?? 1,
+    },
+    height,
+    width,
+  );
+  if (matrix) {
+    x = affineTransform(
+      x,
+      height,
+      width,
+      channels,
+      matrix,
+      settings.fillMode,
+      settings.cval,
+      settings.interpolationOrder,
+    );
+  }
+  if (params.channelShiftIntensity != null) x = channelShift(x, params.channelShiftIntensity);
+  // A fresh array from the steps above can be flipped in place, saving an image-sized copy.
+  if (params.flipHorizontal) {
+    x =
+      x === pixels
+        ? flip(x, height, width, channels, true)
+        : flipInPlace(x, height, width, channels, true);
+  }
+  if (params.flipVertical) {
+    x =
+      x === pixels
+        ? flip(x, height, width, channels, false)
+        : flipInPlace(x, height, width, channels, false);
+  }
+  if (params.brightness != null) x = brightnessShift(x, channels, params.brightness);
+  return x;
 }

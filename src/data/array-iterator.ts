@@ -11,9 +11,10 @@ import { warn } from '../util/log.js';
 import { Random } from '../util/random.js';
 import { checkBoolean, checkOneOf, checkPositiveInteger } from '../util/validate.js';
 import type { DataSubset, FlowOptions, ImageDataGenerator } from './generator.js';
+import { checkWorkers, transformInPool, transformSettings } from './pool.js';
 import type { Batch, BatchSource } from './source.js';
 
-const OPTION_NAMES = ['batchSize', 'shuffle', 'seed', 'subset', 'ignoreClassSplit'];
+const OPTION_NAMES = ['batchSize', 'shuffle', 'seed', 'subset', 'ignoreClassSplit', 'workers'];
 
 /** Folds (seed, epoch, batch) into one 32-bit seed with murmur3's finalizer. */
 export function batchSeed(seed: number, epoch: number, index: number): number {
@@ -47,6 +48,8 @@ export class ArrayIterator implements BatchSource {
   readonly shuffle: boolean;
   /** The seed in use (unsigned 32-bit). */
   readonly seed: number;
+  /** Worker threads augmenting the images (0: the main thread). */
+  readonly workers: number;
   readonly subset: DataSubset | null;
   /** [height, width, channels] of each image. */
   readonly imageShape: [number, number, number];
@@ -102,6 +105,7 @@ export class ArrayIterator implements BatchSource {
       throw invalidParameterError('seed', 'integer', seed);
     }
     this.seed = seed >>> 0;
+    this.workers = checkWorkers(options.workers);
     this.subset = checkSubset(options.subset, generator);
     let [start, end] = [0, total];
     if (this.subset) {
@@ -185,15 +189,34 @@ export class ArrayIterator implements BatchSource {
     const size = height * width * channels;
     const batch = new Float32Array(ids.length * size);
     const rng = gen.augments ? new Random(batchSeed(this.seed, this.epoch, index)) : null;
-    ids.forEach((id, k) => {
-      const image = this.pixels.subarray(id * size, (id + 1) * size);
-      if (rng) {
-        const params = gen.drawTransform(this.imageShape, rng);
-        batch.set(gen.transformPixels(image.slice(), height, width, channels, params), k * size);
-      } else {
+    if (rng && this.workers > 0) {
+      // Drawn here in the same order as below, so the batch is the same with or without workers.
+      const params = Array.from(ids, () => gen.drawTransform(this.imageShape, rng));
+      const settings = transformSettings(gen);
+      const images = await Promise.all(
+        Array.from(ids, (id, k) =>
+          transformInPool(
+            this.pixels.subarray(id * size, (id + 1) * size),
+            this.imageShape,
+            { params: params[k]!, settings },
+            this.workers,
+          ),
+        ),
+      );
+      images.forEach((image, k) => {
         batch.set(image, k * size);
-      }
-    });
+      });
+    } else {
+      ids.forEach((id, k) => {
+        const image = this.pixels.subarray(id * size, (id + 1) * size);
+        if (rng) {
+          const params = gen.drawTransform(this.imageShape, rng);
+          batch.set(gen.transformPixels(image.slice(), height, width, channels, params), k * size);
+        } else {
+          batch.set(image, k * size);
+        }
+      });
+    }
     const out = gen.standardizePixels(batch, ids.length, this.imageShape);
     let x: tf.Tensor = tf.tensor4d(out, [ids.length, height, width, channels], 'float32');
     if (gen.dtype === 'int32') {

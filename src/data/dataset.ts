@@ -24,17 +24,11 @@ import { info, warn } from '../util/log.js';
 import { Random } from '../util/random.js';
 import { checkBoolean, checkOneOf, checkPositiveInteger } from '../util/validate.js';
 import { batchSeed } from './array-iterator.js';
-import {
-  COLOR_MODES,
-  type ColorMode,
-  checkPixelLimitOption,
-  checkTargetSize,
-  decodeImageBytes,
-  readImageFile,
-  toColorMode,
-} from './image.js';
+import type { DatasetLoadSettings as LoadSettings } from './dataset-image.js';
+import { COLOR_MODES, type ColorMode, checkPixelLimitOption, checkTargetSize } from './image.js';
 import { NumpyRandomState } from './numpy-random.js';
-import { aspectCropBox } from './resize.js';
+import { checkWorkers, loadDatasetPixels } from './pool.js';
+import { fileSampleKeys, settingsFingerprint } from './sample-keys.js';
 import {
   checkImageFile,
   IMAGE_EXTENSIONS,
@@ -44,7 +38,7 @@ import {
   type SkippedFile,
 } from './scan.js';
 import type { Batch, BatchSource } from './source.js';
-import { TF_INTERPOLATIONS, type TfInterpolation, tfResize, tfResizeWithPad } from './tf-resize.js';
+import { TF_INTERPOLATIONS, type TfInterpolation } from './tf-resize.js';
 
 export const LABEL_MODES = ['int', 'categorical', 'binary'] as const;
 /** How labels are encoded: class index, one-hot, 0/1 float, or no labels (null). */
@@ -83,6 +77,11 @@ export interface ImageDatasetOptions {
   limitInputPixels?: number;
   /** Print Keras's "Found N files belonging to K classes." lines. Default true. */
   verbose?: boolean;
+  /**
+   * Worker threads that read, decode and resize the images (0: the main thread). Batches are
+   * identical for every count. Default: the number of cores (`os.availableParallelism()`).
+   */
+  workers?: number;
 }
 
 const OPTION_NAMES = [
@@ -102,16 +101,8 @@ const OPTION_NAMES = [
   'padToAspectRatio',
   'limitInputPixels',
   'verbose',
+  'workers',
 ];
-
-interface LoadSettings {
-  imageSize: [number, number];
-  colorMode: ColorMode;
-  interpolation: TfInterpolation;
-  cropToAspectRatio: boolean;
-  padToAspectRatio: boolean;
-  limitInputPixels: number;
-}
 
 /** A batched image data set from a folder: what `imageDatasetFromDirectory` returns. */
 export class ImageDataset implements BatchSource {
@@ -129,6 +120,8 @@ export class ImageDataset implements BatchSource {
   readonly imageShape: [number, number, number];
   /** Files dropped because they could not be read. */
   readonly skipped: SkippedFile[];
+  /** Worker threads loading the images (0: the main thread). */
+  readonly workers: number;
   private readonly settings: LoadSettings;
   private order: Int32Array;
   private epoch = 0;
@@ -139,7 +132,7 @@ export class ImageDataset implements BatchSource {
     classNames: string[] | null,
     labelMode: LabelMode,
     settings: LoadSettings,
-    batching: { batchSize: number; shuffle: boolean; seed: number },
+    batching: { batchSize: number; shuffle: boolean; seed: number; workers: number },
     skipped: SkippedFile[],
   ) {
     this.filePaths = filePaths;
@@ -150,6 +143,7 @@ export class ImageDataset implements BatchSource {
     this.batchSize = batching.batchSize;
     this.shuffle = batching.shuffle;
     this.seed = batching.seed;
+    this.workers = batching.workers;
     this.skipped = skipped;
     const channels = settings.colorMode === 'rgb' ? 3 : settings.colorMode === 'rgba' ? 4 : 1;
     this.imageShape = [settings.imageSize[0], settings.imageSize[1], channels];
@@ -189,13 +183,48 @@ export class ImageDataset implements BatchSource {
     const size = height * width * channels;
     const batch = new Float32Array(ids.length * size);
     const images = await Promise.all(
-      Array.from(ids, (id) => loadDatasetImage(this.filePaths[id]!, this.settings)),
+      Array.from(ids, (id) => loadDatasetPixels(this.filePaths[id]!, this.settings, this.workers)),
     );
     images.forEach((pixels, k) => {
       batch.set(pixels, k * size);
     });
     const x = tf.tensor4d(batch, [ids.length, height, width, channels], 'float32');
     return { x, y: this.encodeLabels(ids) };
+  }
+
+  /** The sample indices of batch `index` in this epoch's order. */
+  private batchIds(index: number): Int32Array {
+    if (!Number.isInteger(index) || index < 0 || index >= this.length) {
+      throw invalidParameterError(
+        'index',
+        `integer batch index in [0, ${this.length}) (the data set has ${this.length} batches)`,
+        index,
+      );
+    }
+    return this.order.subarray(
+      index * this.batchSize,
+      Math.min((index + 1) * this.batchSize, this.samples),
+    );
+  }
+
+  /**
+   * `BatchSource.sampleKeys`: each sample's file (absolute path, size, modification time) and the
+   * load settings (image size, colour mode, interpolation, crop or pad); null when a file cannot
+   * be stat'ed. A data set never augments, so its rows are always reproducible.
+   */
+  async sampleKeys(index: number): Promise<string[] | null> {
+    const ids = this.batchIds(index);
+    return fileSampleKeys(
+      Array.from(ids, (id) => this.filePaths[id]!),
+      settingsFingerprint(this.settings),
+    );
+  }
+
+  /** `BatchSource.getLabels`: batch `index`'s y without decoding its images. */
+  async getLabels(index: number): Promise<tf.Tensor | null> {
+    const ids = this.batchIds(index);
+    await initBackend();
+    return this.encodeLabels(ids);
   }
 
   private encodeLabels(ids: Int32Array): tf.Tensor | null {
@@ -225,44 +254,6 @@ export class ImageDataset implements BatchSource {
     new Random(batchSeed(this.seed, this.epoch, 0)).shuffle(order);
     this.order = Int32Array.from(order);
   }
-}
-
-/** One file decoded, converted and resized the way Keras 3's `load_image` does. */
-async function loadDatasetImage(file: string, settings: LoadSettings): Promise<Float32Array> {
-  const bytes = await readImageFile(file);
-  const raw = await decodeImageBytes(bytes, file, settings.limitInputPixels);
-  const img = toColorMode(
-    raw.data,
-    raw.width * raw.height,
-    raw.channels,
-    settings.colorMode,
-    raw.width,
-    raw.height,
-  );
-  const [outHeight, outWidth] = settings.imageSize;
-  if (settings.padToAspectRatio) {
-    return tfResizeWithPad(
-      img.data,
-      img.width,
-      img.height,
-      img.channels,
-      outWidth,
-      outHeight,
-      settings.interpolation,
-    );
-  }
-  const box = settings.cropToAspectRatio
-    ? aspectCropBox(img.width, img.height, outWidth, outHeight)
-    : { left: 0, top: 0, width: img.width, height: img.height };
-  return tfResize(
-    img.data,
-    img.width,
-    img.channels,
-    box,
-    outWidth,
-    outHeight,
-    settings.interpolation,
-  );
 }
 
 async function listSubdirectories(directory: string): Promise<string[]> {
@@ -360,6 +351,7 @@ function checkOptions(options: ImageDatasetOptions) {
     batchSize: checkPositiveInteger('batchSize', options.batchSize ?? 32),
     followLinks: checkBoolean('followLinks', options.followLinks ?? false),
     verbose: checkBoolean('verbose', options.verbose ?? true),
+    workers: checkWorkers(options.workers),
     settings: {
       imageSize: checkTargetSize('imageSize', options.imageSize ?? [256, 256]),
       colorMode: checkOneOf('colorMode', options.colorMode ?? 'rgb', COLOR_MODES),
@@ -512,7 +504,7 @@ export async function imageDatasetFromDirectory(
       classNames,
       o.labelMode,
       o.settings,
-      { batchSize: o.batchSize, shuffle: o.shuffle, seed: o.seed },
+      { batchSize: o.batchSize, shuffle: o.shuffle, seed: o.seed, workers: o.workers },
       skipped,
     );
   };

@@ -14,15 +14,7 @@ import {
   checkOneOf,
   checkPositiveInteger,
 } from '../util/validate.js';
-import {
-  affineTransform,
-  brightnessShift,
-  channelShift,
-  FILL_MODES,
-  type FillMode,
-  flip,
-  kerasAffineMatrix,
-} from './affine.js';
+import { FILL_MODES, type FillMode, transformPixels } from './affine.js';
 import { ArrayIterator } from './array-iterator.js';
 import { DirectoryIterator, type FlowFromDirectoryOptions } from './iterator.js';
 import { channelMean, channelStd, zcaMatrix } from './stats.js';
@@ -129,6 +121,11 @@ export interface FlowOptions {
    * sorted by label, whose split would leave classes out). Default false.
    */
   ignoreClassSplit?: boolean;
+  /**
+   * Worker threads that augment the images (0: the main thread); used only when the generator
+   * augments. Batches are identical for every count. Default: the number of cores.
+   */
+  workers?: number;
 }
 
 /** One draw of `getRandomTransform`, Keras's `transform_parameters` in camelCase. */
@@ -491,35 +488,7 @@ export class ImageDataGenerator {
     channels: number,
     params: Partial<TransformParams>,
   ): Float32Array {
-    let x = pixels;
-    const matrix = kerasAffineMatrix(
-      {
-        theta: params.theta ?? 0,
-        tx: params.tx ?? 0,
-        ty: params.ty ?? 0,
-        shear: params.shear ?? 0,
-        zx: params.zx ?? 1,
-        zy: params.zy ?? 1,
-      },
-      height,
-      width,
-    );
-    if (matrix)
-      x = affineTransform(
-        x,
-        height,
-        width,
-        channels,
-        matrix,
-        this.fillMode,
-        this.cval,
-        this.interpolationOrder,
-      );
-    if (params.channelShiftIntensity != null) x = channelShift(x, params.channelShiftIntensity);
-    if (params.flipHorizontal) x = flip(x, height, width, channels, true);
-    if (params.flipVertical) x = flip(x, height, width, channels, false);
-    if (params.brightness != null) x = brightnessShift(x, channels, params.brightness);
-    return x;
+    return transformPixels(pixels, height, width, channels, params, this);
   }
 
   /**
@@ -832,6 +801,20 @@ interface PixelAffine {
 }
 
 function applyPixelAffine(pixels: Float32Array, channels: number, { a, b }: PixelAffine): void {
+  if (channels === 3) {
+    // The general loop below with its constants in locals: the same sums in the same order.
+    const [a00, a01, a02, a10, a11, a12, a20, a21, a22] = a as unknown as number[];
+    const [b0, b1, b2] = b as unknown as number[];
+    for (let p = 0; p < pixels.length; p += 3) {
+      const v0 = pixels[p]!;
+      const v1 = pixels[p + 1]!;
+      const v2 = pixels[p + 2]!;
+      pixels[p] = b0! + a00! * v0 + a01! * v1 + a02! * v2;
+      pixels[p + 1] = b1! + a10! * v0 + a11! * v1 + a12! * v2;
+      pixels[p + 2] = b2! + a20! * v0 + a21! * v1 + a22! * v2;
+    }
+    return;
+  }
   const v = new Float64Array(channels);
   for (let p = 0; p < pixels.length; p += channels) {
     for (let k = 0; k < channels; k++) v[k] = pixels[p + k]!;

@@ -28,5 +28,6 @@ export {
 } from './image.js';
 export { type ClassMode, DirectoryIterator, type FlowFromDirectoryOptions } from './iterator.js';
 export * from './layers/index.js';
+export { closeImagePools } from './pool.js';
 export type { SkippedFile } from './scan.js';
 export type { Batch, BatchSource } from './source.js';

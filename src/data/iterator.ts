@@ -22,12 +22,12 @@ import {
   type ColorMode,
   checkPixelLimitOption,
   checkTargetSize,
-  type Img,
   INTERPOLATIONS,
   type Interpolation,
-  loadImageFile,
   type ResolvedLoadOptions,
 } from './image.js';
+import { checkWorkers, loadBatchImage, transformSettings } from './pool.js';
+import { fileSampleKeys, settingsFingerprint, standardizationFingerprint } from './sample-keys.js';
 import { type SkippedFile, scanDirectory } from './scan.js';
 import type { Batch, BatchSource } from './source.js';
 
@@ -63,6 +63,12 @@ export interface FlowFromDirectoryOptions {
    * class's files (in the listing order), 'training' the rest, as Keras does. Default: all files.
    */
   subset?: DataSubset;
+  /**
+   * Worker threads that read, decode, resize and augment the images (0: the main thread does it).
+   * Batches are identical for every count: the random parameters are still drawn here.
+   * Default: the number of cores (`os.availableParallelism()`).
+   */
+  workers?: number;
 }
 
 const OPTION_NAMES = [
@@ -78,6 +84,7 @@ const OPTION_NAMES = [
   'followLinks',
   'subset',
   'limitInputPixels',
+  'workers',
 ];
 
 /** How many skipped files a warning names before summarizing. */
@@ -109,6 +116,8 @@ export class DirectoryIterator implements BatchSource {
   readonly seed: number;
   /** Images left out: unreadable at scan time, or failing to decode later. */
   readonly skipped: SkippedFile[];
+  /** Worker threads loading the images (0: the main thread). */
+  readonly workers: number;
   /** Position of the async iterator within the epoch. */
   batchIndex = 0;
   private epoch = 0;
@@ -151,6 +160,7 @@ export class DirectoryIterator implements BatchSource {
     this.shuffle = options.shuffle;
     this.subset = options.subset;
     this.seed = options.seed;
+    this.workers = options.workers;
     this.loadOptions = {
       targetSize: options.targetSize,
       colorMode: options.colorMode,
@@ -203,6 +213,7 @@ export class DirectoryIterator implements BatchSource {
       followLinks: checkBoolean('followLinks', options.followLinks ?? false),
       subset: checkSubset(options.subset, generator),
       limitInputPixels: checkPixelLimitOption(options.limitInputPixels),
+      workers: checkWorkers(options.workers),
     };
     await initBackend();
     const split = generator.validationSplit;
@@ -285,18 +296,15 @@ export class DirectoryIterator implements BatchSource {
       const rng = new Random(batchSeed(this.seed, this.epoch, index));
       params = Array.from(ids, () => gen.drawTransform(this.imageShape, rng));
     }
-    const images = await Promise.all(Array.from(ids, (id) => this.loadSample(id)));
+    const images = await Promise.all(
+      Array.from(ids, (id, k) => this.loadSample(id, params ? params[k]! : null)),
+    );
     const [height, width, channels] = this.imageShape;
     const size = height * width * channels;
     const batch = new Float32Array(ids.length * size);
-    images.forEach((img, k) => {
-      // Typed-array set converts bytes to floats natively, much faster than Float32Array.from.
-      batch.set(img.data, k * size);
-      if (params) {
-        const pixels = batch.subarray(k * size, (k + 1) * size);
-        const out = gen.transformPixels(pixels, height, width, channels, params[k]!);
-        if (out !== pixels) batch.set(out, k * size);
-      }
+    // Typed-array set converts bytes to floats natively, much faster than Float32Array.from.
+    images.forEach((pixels, k) => {
+      batch.set(pixels, k * size);
     });
     const shape: [number, number, number, number] = [ids.length, height, width, channels];
     let x: tf.Tensor4D = tf.tensor4d(
@@ -312,13 +320,60 @@ export class DirectoryIterator implements BatchSource {
     return { x, y: this.labels(ids, x) };
   }
 
-  private labels(ids: Int32Array, x: tf.Tensor4D): tf.Tensor | null {
+  /** The sample indices of batch `index` in this epoch's order (the index already checked). */
+  private batchIds(index: number): Int32Array {
+    if (!Number.isInteger(index) || index < 0 || index >= this.length) {
+      throw invalidParameterError(
+        'index',
+        `integer batch index in [0, ${this.length}) (the iterator has ${this.length} batches)`,
+        index,
+      );
+    }
+    return this.order.subarray(
+      index * this.batchSize,
+      Math.min((index + 1) * this.batchSize, this.samples),
+    );
+  }
+
+  /**
+   * `BatchSource.sampleKeys`: for each sample of batch `index`, its file (absolute path, size,
+   * modification time) and what turns the file into its x row (target size, color mode,
+   * interpolation, aspect handling, the generator's standardization). Null when the generator
+   * augments, with classMode 'input' (y is x), or when a file cannot be stat'ed.
+   */
+  async sampleKeys(index: number): Promise<string[] | null> {
+    const ids = this.batchIds(index);
+    if (this.generator.augments || this.classMode === 'input') return null;
+    const standardization = standardizationFingerprint(this.generator, this.imageShape);
+    if (standardization === null) return null;
+    const fingerprint = `${settingsFingerprint(this.loadOptions)}.${standardization}`;
+    const files = Array.from(ids, (id) =>
+      path.join(this.directory, this.filenames[this.substitutes.get(id) ?? id]!),
+    );
+    return fileSampleKeys(files, fingerprint);
+  }
+
+  /** `BatchSource.getLabels`: batch `index`'s y without decoding its images (not for 'input'). */
+  async getLabels(index: number): Promise<tf.Tensor | null> {
+    const ids = this.batchIds(index);
+    if (this.classMode === 'input') {
+      throw new XferError(
+        'INVALID_ARGUMENT',
+        "with classMode 'input' the labels are the images: call getBatch instead of getLabels.",
+        { classMode: this.classMode },
+      );
+    }
+    await initBackend();
+    return this.labels(ids);
+  }
+
+  private labels(ids: Int32Array, x?: tf.Tensor4D): tf.Tensor | null {
     const dtype = this.generator.dtype;
     switch (this.classMode) {
       case null:
         return null;
       case 'input':
-        return tf.clone(x);
+        return tf.clone(x!);
       case 'categorical': {
         const y = new Float32Array(ids.length * this.numClasses);
         ids.forEach((id, k) => {
@@ -337,14 +392,19 @@ export class DirectoryIterator implements BatchSource {
   /**
    * Loads sample `id`. A file that fails to decode (damaged mid-file, deleted since the scan) is
    * replaced, for good, by the next readable file of the same class in `filenames` order, with a
-   * warning naming it: training goes on and the label stays right.
+   * warning naming it: training goes on and the label stays right. With `params`, returns the
+   * augmented float32 pixels, else the image's bytes; in a worker thread when `workers` > 0.
    */
-  private async loadSample(id: number): Promise<Img> {
+  private async loadSample(
+    id: number,
+    params: TransformParams | null,
+  ): Promise<Uint8Array | Float32Array> {
+    const transform = params && { params, settings: transformSettings(this.generator) };
     let candidate = this.substitutes.get(id) ?? id;
     for (;;) {
       const file = path.join(this.directory, this.filenames[candidate]!);
       try {
-        return await loadImageFile(file, this.loadOptions);
+        return await loadBatchImage(file, this.loadOptions, transform, this.workers);
       } catch (error) {
         if (
           !(error instanceof XferError) ||

@@ -66,6 +66,15 @@ export function resizeNearest(
   let o = 0;
   for (let y = 0; y < outHeight; y++) {
     const rowStart = ys[y]! * width;
+    if (channels === 3) {
+      for (let x = 0; x < outWidth; x++, o += 3) {
+        const s = (rowStart + xs[x]!) * 3;
+        out[o] = data[s]!;
+        out[o + 1] = data[s + 1]!;
+        out[o + 2] = data[s + 2]!;
+      }
+      continue;
+    }
     for (let x = 0; x < outWidth; x++) {
       let s = (rowStart + xs[x]!) * channels;
       for (let k = 0; k < channels; k++) out[o++] = data[s++]!;
@@ -177,9 +186,13 @@ function coefficients(
   return { ksize, bounds, weights };
 }
 
+// 2^-22: multiplying by it is exact, and truncation equals Pillow's floor (>> 22) for every sum
+// that is not clipped to 0.
+const INV_PRECISION = 1 / PRECISION;
+
 function clip8(sum: number): number {
-  const v = Math.floor(sum / PRECISION);
-  return Math.min(255, Math.max(0, v));
+  const v = (sum * INV_PRECISION) | 0;
+  return v <= 0 ? 0 : Math.min(v, 255);
 }
 
 /**
@@ -216,45 +229,92 @@ export function resizeSmooth(
 
   if (needHorizontal) {
     const rows = lastRow - firstRow;
-    const tmp = new Uint8Array(outWidth * rows * channels);
-    const { ksize, bounds, weights } = horizontal;
-    for (let y = 0; y < rows; y++) {
-      const line = (y + firstRow) * width * channels;
-      for (let xx = 0; xx < outWidth; xx++) {
-        const xmin = bounds[xx * 2]!;
-        const xmax = bounds[xx * 2 + 1]!;
-        const kOffset = xx * ksize;
-        for (let c = 0; c < channels; c++) {
-          let sum = PRECISION / 2;
-          let s = line + xmin * channels + c;
-          for (let x = 0; x < xmax; x++, s += channels) sum += src[s]! * weights[kOffset + x]!;
-          tmp[(y * outWidth + xx) * channels + c] = clip8(sum);
-        }
-      }
-    }
-    src = tmp;
+    src = horizontalPass(src, width, channels, firstRow, rows, outWidth, horizontal);
     srcWidth = outWidth;
     rowOffset = firstRow;
   }
-
   if (needVertical) {
-    const out = new Uint8Array(srcWidth * outHeight * channels);
-    const { ksize, bounds, weights } = vertical;
-    const stride = srcWidth * channels;
-    for (let yy = 0; yy < outHeight; yy++) {
-      const ymin = bounds[yy * 2]! - rowOffset;
-      const ymax = bounds[yy * 2 + 1]!;
-      const kOffset = yy * ksize;
-      for (let i = 0; i < stride; i++) {
-        let sum = PRECISION / 2;
-        let s = ymin * stride + i;
-        for (let y = 0; y < ymax; y++, s += stride) sum += src[s]! * weights[kOffset + y]!;
-        out[yy * stride + i] = clip8(sum);
-      }
-    }
-    src = out;
+    src = verticalPass(src, srcWidth * channels, rowOffset, outHeight, vertical);
   }
   return premultiplied ? unpremultiply(src) : src;
+}
+
+/**
+ * Pillow's horizontal pass over `rows` source rows from `firstRow`. Sums are integers below 2^53,
+ * exact in doubles whatever the order; three-channel images keep one sum per channel in locals.
+ */
+function horizontalPass(
+  src: Uint8Array,
+  width: number,
+  channels: number,
+  firstRow: number,
+  rows: number,
+  outWidth: number,
+  { ksize, bounds, weights }: Coefficients,
+): Uint8Array {
+  const out = new Uint8Array(outWidth * rows * channels);
+  const half = PRECISION / 2;
+  let o = 0;
+  for (let y = 0; y < rows; y++) {
+    const line = (y + firstRow) * width * channels;
+    for (let xx = 0; xx < outWidth; xx++) {
+      const xmin = bounds[xx * 2]!;
+      const xmax = bounds[xx * 2 + 1]!;
+      const kOffset = xx * ksize;
+      if (channels === 3) {
+        let s0 = half;
+        let s1 = half;
+        let s2 = half;
+        let s = line + xmin * 3;
+        for (let x = 0; x < xmax; x++, s += 3) {
+          const w = weights[kOffset + x]!;
+          s0 += src[s]! * w;
+          s1 += src[s + 1]! * w;
+          s2 += src[s + 2]! * w;
+        }
+        out[o++] = clip8(s0);
+        out[o++] = clip8(s1);
+        out[o++] = clip8(s2);
+        continue;
+      }
+      for (let c = 0; c < channels; c++) {
+        let sum = half;
+        let s = line + xmin * channels + c;
+        for (let x = 0; x < xmax; x++, s += channels) sum += src[s]! * weights[kOffset + x]!;
+        out[o++] = clip8(sum);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Pillow's vertical pass, one output row at a time: each tap adds a whole source row times its
+ * weight into a row of sums (the same additions, in the same order, as Pillow's per-pixel loop).
+ */
+function verticalPass(
+  src: Uint8Array,
+  stride: number,
+  rowOffset: number,
+  outHeight: number,
+  { ksize, bounds, weights }: Coefficients,
+): Uint8Array {
+  const out = new Uint8Array(stride * outHeight);
+  const sums = new Float64Array(stride);
+  for (let yy = 0; yy < outHeight; yy++) {
+    const ymin = bounds[yy * 2]! - rowOffset;
+    const ymax = bounds[yy * 2 + 1]!;
+    const kOffset = yy * ksize;
+    sums.fill(PRECISION / 2);
+    for (let y = 0; y < ymax; y++) {
+      const w = weights[kOffset + y]!;
+      const row = (ymin + y) * stride;
+      for (let i = 0; i < stride; i++) sums[i] += src[row + i]! * w;
+    }
+    const base = yy * stride;
+    for (let i = 0; i < stride; i++) out[base + i] = clip8(sums[i]!);
+  }
+  return out;
 }
 
 /** Pillow's RGBA -> RGBa: colour times alpha / 255, rounded with its MULDIV255. */

@@ -19,4 +19,17 @@ export interface BatchSource {
   getBatch(index: number): Promise<Batch>;
   /** Called after each epoch, e.g. to reshuffle. */
   onEpochEnd?(): void;
+  /**
+   * Optional: one key per sample of batch `index` (in its order), naming everything that decides
+   * the sample's x row (e.g. a file's path, size and modification time, and the resizing and
+   * standardization settings), so that a consumer may reuse what it computed from that row before
+   * (the frozen-backbone feature cache). Resolves to null when the rows are not reproducible
+   * (augmentation) or a key cannot be made (a file gone): the consumer then loads the batch.
+   */
+  sampleKeys?(index: number): Promise<string[] | null>;
+  /**
+   * Optional, with `sampleKeys`: batch `index`'s targets alone (what `getBatch(index).y` would
+   * be), without loading or decoding its inputs. The caller disposes the tensor.
+   */
+  getLabels?(index: number): Promise<tf.Tensor | null>;
 }

@@ -1,7 +1,8 @@
 /**
  * Backend choice. Default order: `tensorflow` (@tensorflow/tfjs-node, only when the user has
  * installed it: it cannot be a dependency, its install downloads libtensorflow), then `wasm`, then
- * `cpu`. `XFER_BACKEND=wasm|cpu|tensorflow` overrides.
+ * `cpu`. `XFER_BACKEND=wasm|cpu|tensorflow` overrides. `XFER_WASM_THREADS=N` runs the wasm backend
+ * on tfjs-backend-wasm's threaded build with N threads (threads.ts).
  */
 import { createRequire } from 'node:module';
 import '@tensorflow/tfjs-backend-cpu';
@@ -9,7 +10,9 @@ import '@tensorflow/tfjs-backend-wasm';
 import './wasm-gradients.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { XferError } from '../errors.js';
+import { warn } from '../util/log.js';
 import { checkOneOf } from '../util/validate.js';
+import { requestedWasmThreads, setWasmThreads } from './threads.js';
 
 export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -40,8 +43,21 @@ async function loadTensorflowBackend(): Promise<void> {
   }
 }
 
-async function activate(name: BackendName): Promise<BackendName> {
+/**
+ * Threads of the wasm backend unless `XFER_WASM_THREADS` says otherwise. One: the threaded build
+ * works in Node (see threads.ts) but was not measured faster on the project's loaded 2-core
+ * machine, where a parallel kernel waits for its slowest, descheduled thread.
+ */
+const DEFAULT_WASM_THREADS = 1;
+
+async function activate(name: BackendName, wasmThreads = 1): Promise<BackendName> {
   if (name === 'tensorflow') await loadTensorflowBackend();
+  if (name === 'wasm' && (await setWasmThreads(wasmThreads)) > 1 && !(await tf.setBackend(name))) {
+    warn(
+      `the threaded wasm backend (XFER_WASM_THREADS=${wasmThreads}) failed to start; using the single-threaded one.`,
+    );
+    await setWasmThreads(1);
+  }
   const ok = await tf.setBackend(name);
   if (!ok) {
     throw new XferError('BACKEND_UNAVAILABLE', `the tfjs backend '${name}' failed to initialize.`);
@@ -52,8 +68,10 @@ async function activate(name: BackendName): Promise<BackendName> {
 
 async function chooseBackend(requested?: string): Promise<BackendName> {
   const wanted = requested ?? process.env.XFER_BACKEND;
+  // Checked first: a bad value is the user's mistake, not a reason to fall back to cpu.
+  const wasmThreads = requestedWasmThreads(DEFAULT_WASM_THREADS);
   if (wanted !== undefined && wanted !== '') {
-    return activate(checkOneOf('XFER_BACKEND', wanted, BACKEND_NAMES));
+    return activate(checkOneOf('XFER_BACKEND', wanted, BACKEND_NAMES), wasmThreads);
   }
   if (tfjsNodeInstalled()) {
     try {
@@ -63,7 +81,7 @@ async function chooseBackend(requested?: string): Promise<BackendName> {
     }
   }
   try {
-    return await activate('wasm');
+    return await activate('wasm', wasmThreads);
   } catch {
     return activate('cpu');
   }

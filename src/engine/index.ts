@@ -13,3 +13,4 @@ export {
 } from './onnx/export.js';
 export { OrtModel, type OrtModelOptions, runOnnx } from './ort.js';
 export { countParams, type ModelSummaryOptions, type ParamCounts, summary } from './summary.js';
+export { setWasmThreads, WASM_THREADS_ENV, wasmThreadCount } from './threads.js';

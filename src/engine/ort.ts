@@ -5,7 +5,9 @@
  */
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
+import { XferError } from '../errors.js';
 import { type ExportOnnxOptions, exportOnnx, type OnnxExport } from './onnx/export.js';
+import { assertSelfContainedOnnx } from './onnx/safety.js';
 import * as tf from './tf.js';
 
 export interface OrtModelOptions {
@@ -37,17 +39,29 @@ export class OrtModel {
     io: Pick<OnnxExport, 'input' | 'output'>,
     options: OrtModelOptions = {},
   ): Promise<OrtModel> {
-    const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: options.threads ?? defaultThreads(),
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-      executionProviders: ['cpu'],
-      logSeverityLevel: 3,
-      // ORT 1.30's Pad_Fusion folds a zero Pad into the MaxPool after it, whose pads count as
-      // -inf: wrong wherever a window sees only negative values and padding (ResNetV2's pool1).
-      extra: { optimization: { disable_specified_optimizers: 'Pad_Fusion' } },
-    });
+    assertSelfContainedOnnx(bytes);
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, {
+        intraOpNumThreads: options.threads ?? defaultThreads(),
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+        executionProviders: ['cpu'],
+        logSeverityLevel: 3,
+        // ORT 1.30's Pad_Fusion folds a zero Pad into the MaxPool after it, whose pads count as
+        // -inf: wrong wherever a window sees only negative values and padding (ResNetV2's pool1).
+        extra: { optimization: { disable_specified_optimizers: 'Pad_Fusion' } },
+      });
+    } catch (error) {
+      // A damaged or hostile ONNX file: onnxruntime's own message, as a typed error.
+      throw new XferError(
+        'CORRUPT_FILE',
+        `onnxruntime cannot load this ONNX model: ${(error as Error).message.split('\n')[0]}`,
+        {},
+        { cause: error },
+      );
+    }
     return new OrtModel(session, io);
   }
 

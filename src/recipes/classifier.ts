@@ -84,6 +84,11 @@ export interface TrainClassifierOptions {
   /** Write `report.html` and `plots/` into `outDir`. Default true. */
   report?: boolean;
   /**
+   * Keep the frozen backbone's outputs in this directory across runs (fit's `featureCacheDir`;
+   * used without augmentation). Default none: cached for this run only.
+   */
+  featureCacheDir?: string;
+  /**
    * After the head-only epochs, unfreeze the backbone from this point (a layer name such as
    * 'block5_conv1', `{ blocks: N }` for the last N blocks, a number of layers with weights, or
    * 'all'; see `unfreezeFrom`) and fine-tune. Default: no fine-tuning.
@@ -183,15 +188,20 @@ export async function trainClassifier(
   const weights = options.weights === undefined ? 'imagenet' : options.weights;
   // A run records the seed it used, drawn when none is given, so it can be resumed and repeated.
   const fineTuning = fineTuneSettings(options, learningRate);
-  if (fineTuning && options.resume) {
-    throw new XferError(
-      'UNSUPPORTED',
-      'resuming a run that fine-tunes is not supported yet; start it again without --resume (or resume it without --fine-tune to finish only the head-only epochs).',
-    );
-  }
   const resumed = options.resume
     ? await readTrainingState(path.join(outDir, RUN_FILES.lastCheckpoint))
     : undefined;
+  // A run interrupted while fine-tuning resumes there: the head-only stage is done.
+  const fineTuneFrom = resumed?.state.fineTuneFrom;
+  if (fineTuneFrom !== undefined && !fineTuning) {
+    tf.dispose(resumed!.modelWeights);
+    tf.dispose(resumed!.optimizerWeights.map((w) => w.tensor));
+    throw new XferError(
+      'INVALID_ARGUMENT',
+      `the run in ${outDir} was fine-tuning (from epoch ${fineTuneFrom + 1}) when it stopped; resume it with its fine-tuning settings (xfer train --resume ${outDir} reads them from config.json).`,
+      { outDir, fineTuneFrom },
+    );
+  }
   const seed = options.seed ?? resumed?.state.seed ?? Math.floor(Math.random() * 2 ** 32);
 
   if (!(await pathExists(options.dataDir))) {
@@ -213,10 +223,16 @@ export async function trainClassifier(
   };
   const trainGen = new ImageDataGenerator({
     preprocessingFunction: preprocess as (x: tf.Tensor3D) => tf.Tensor3D,
+    // Every Preprocessing is a per-pixel affine map: applied to the whole batch in JS, not per
+    // image through tfjs kernels (several ms per image on the main thread).
+    preprocessingFunctionOnBatch: true,
     ...(options.augment ? SEED_AUGMENTATION : {}),
   });
   const evalGen = new ImageDataGenerator({
     preprocessingFunction: preprocess as (x: tf.Tensor3D) => tf.Tensor3D,
+    // Every Preprocessing is a per-pixel affine map: applied to the whole batch in JS, not per
+    // image through tfjs kernels (several ms per image on the main thread).
+    preprocessingFunctionOnBatch: true,
   });
   // Class mode from the class folders: two classes is the seed's binary task.
   const probe = await evalGen.flowFromDirectory(trainDir, {
@@ -307,7 +323,7 @@ export async function trainClassifier(
   const checkpointPath = path.join(outDir, RUN_FILES.checkpoint);
   const verbose = options.verbose ?? 1;
   const optimizer = compiledOptimizer(model);
-  if (resumed)
+  if (resumed && fineTuneFrom === undefined)
     await restoreTrainingState(
       model,
       optimizer,
@@ -321,19 +337,25 @@ export async function trainClassifier(
     seed: trainIter.seed,
     callbacks: options.callbacks ?? [],
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.featureCacheDir !== undefined ? { featureCacheDir: options.featureCacheDir } : {}),
   };
-  let training = await runTraining(model, optimizer, trainIter, valIter, {
-    ...stage,
-    epochs,
-    initialEpoch,
-    ...(resumed ? { resumeFrom: resumed.state } : {}),
-  });
+  let training =
+    fineTuneFrom !== undefined
+      ? resumed!.state
+      : await runTraining(model, optimizer, trainIter, valIter, {
+          ...stage,
+          epochs,
+          initialEpoch,
+          ...(resumed ? { resumeFrom: resumed.state } : {}),
+        });
   let headOnlyTest: { loss: number; accuracy: number } | null = null;
   if (fineTuning) {
     // Fine-tune from the best head (Keras's recipe), numbering epochs on; the checkpoint keeps
     // the best epoch of both stages, early stopping starts afresh at the lower rate.
-    if (await pathExists(checkpointPath)) await loadWeights(model, checkpointPath);
-    if (hasTest) {
+    if (fineTuneFrom === undefined && (await pathExists(checkpointPath)))
+      await loadWeights(model, checkpointPath);
+    // (A run resumed while fine-tuning no longer has its head-only model to score.)
+    if (hasTest && fineTuneFrom === undefined) {
       // The head-only model's test metrics, to show what fine-tuning added.
       const headIter = await evalGen.flowFromDirectory(testDir, {
         ...flowOptions,
@@ -354,15 +376,28 @@ export async function trainClassifier(
       loss: compiledModel(model).lossName,
       metrics: ['accuracy'],
     });
+    if (fineTuneFrom !== undefined) {
+      await restoreTrainingState(
+        model,
+        groups,
+        resumed!,
+        path.join(outDir, RUN_FILES.lastCheckpoint),
+      );
+    }
+    const start = fineTuneFrom ?? training.epochsDone;
     training = await runTraining(model, groups, trainIter, valIter, {
       ...stage,
-      epochs: training.epochsDone + fineTuning.epochs,
+      epochs: start + fineTuning.epochs,
       initialEpoch: training.epochsDone,
-      resumeFrom: {
-        ...training,
-        finished: false,
-        earlyStopping: { wait: 0, best: null, bestEpoch: 0, stoppedEpoch: 0 },
-      },
+      resumeFrom:
+        fineTuneFrom !== undefined
+          ? training
+          : {
+              ...training,
+              fineTuneFrom: start,
+              finished: false,
+              earlyStopping: { wait: 0, best: null, bestEpoch: 0, stoppedEpoch: 0 },
+            },
     });
   }
   // The run keeps the best epoch, not the last: evaluate and save what the checkpoint holds.
@@ -385,6 +420,7 @@ export async function trainClassifier(
     state: training,
     report: options.report ?? true,
     ...(options.signal ? { signal: options.signal } : {}),
+    progress: verbose > 0,
   });
   return {
     model,

@@ -24,7 +24,7 @@ import {
   type Logs,
   type ModelCheckpoint,
 } from '../training/index.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { removeStaleTempsFor, writeFileAtomic } from '../util/fs.js';
 
 const MAGIC = 'XFERCKPT';
 const FORMAT = 1;
@@ -45,6 +45,12 @@ export interface TrainingState {
   earlyStopping: { wait: number; best: number | null; bestEpoch: number; stoppedEpoch: number };
   /** The data seed (order and augmentation) of the run. */
   seed: number;
+  /**
+   * The (0-based) epoch at which fine-tuning started, once the run is fine-tuning; absent in the
+   * head-only stage. A run resumed with it set skips the head-only stage and restores the
+   * fine-tuning optimizer's state.
+   */
+  fineTuneFrom?: number;
 }
 
 interface Header {
@@ -93,6 +99,8 @@ export async function writeTrainingState(
   const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
   const length = Buffer.alloc(4);
   length.writeUInt32LE(headerBytes.byteLength);
+  // Temp files of a run killed mid-write would otherwise pile up beside the state.
+  await removeStaleTempsFor(file);
   await writeFileAtomic(
     file,
     Buffer.concat([Buffer.from(MAGIC, 'ascii'), length, headerBytes, bytes]),

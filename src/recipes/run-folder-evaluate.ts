@@ -15,6 +15,7 @@ import {
   labelledOutputs,
   writeReport,
 } from '../report/index.js';
+import type { Callback } from '../training/index.js';
 import { pathExists } from '../util/fs.js';
 import { checkPositiveInteger } from '../util/validate.js';
 import { loadClassifier } from './classifier.js';
@@ -29,6 +30,8 @@ export interface EvaluateRunOptions {
   report?: boolean;
   /** Images per batch. Default 32. */
   batchSize?: number;
+  /** Callbacks for the pass over the images (their `onPredict*` hooks), e.g. a `StepProgress`. Default none. */
+  callbacks?: Callback[];
 }
 
 export interface EvaluateRunResult {
@@ -81,6 +84,9 @@ export async function evaluateRun(
   const preprocess = preprocessingFunction(config.preprocessing);
   const generator = new ImageDataGenerator({
     preprocessingFunction: preprocess as (x: tf.Tensor3D) => tf.Tensor3D,
+    // Every Preprocessing is a per-pixel affine map: applied to the whole batch in JS, not per
+    // image through tfjs kernels (several ms per image on the main thread).
+    preprocessingFunctionOnBatch: true,
   });
   const iterator = await generator.flowFromDirectory(folder, {
     targetSize: [config.imageSize, config.imageSize],
@@ -90,7 +96,12 @@ export async function evaluateRun(
     batchSize,
     shuffle: false,
   });
-  const outputs = await labelledOutputs(model, iterator, classNames);
+  const outputs = await labelledOutputs(
+    model,
+    iterator,
+    classNames,
+    options.callbacks ? { callbacks: options.callbacks } : {},
+  );
   let history: Record<string, number[]> | undefined;
   let epochSeconds: number[] | undefined;
   const stateFile = path.join(modelDir, RUN_FILES.lastCheckpoint);

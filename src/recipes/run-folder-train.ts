@@ -6,16 +6,17 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { DirectoryIterator } from '../data/index.js';
-import * as tf from '../engine/tf.js';
+import type * as tf from '../engine/tf.js';
 import { XferError } from '../errors.js';
 import { imagesPerClass, labelledOutputs, writeReport } from '../report/index.js';
 import { classificationMetrics } from '../report/metrics.js';
 import {
-  Callback,
+  type Callback,
   CSVLogger,
   EarlyStopping,
   fit,
   ModelCheckpoint,
+  StepProgress,
   TerminateOnNaN,
 } from '../training/index.js';
 import { pathExists, writeFileAtomic } from '../util/fs.js';
@@ -34,6 +35,8 @@ export interface RunTrainingOptions {
   callbacks: Callback[];
   resumeFrom?: TrainingState;
   signal?: AbortSignal;
+  /** fit's `featureCacheDir`: the frozen backbone's outputs kept across runs. */
+  featureCacheDir?: string;
 }
 
 /** Keeps the header and the rows of the first `epochs` epochs (a crash may have left one more). */
@@ -43,31 +46,6 @@ async function truncateHistory(file: string, epochs: number): Promise<void> {
   const [header, ...rows] = text.split('\n').filter((line) => line !== '');
   const kept = rows.filter((row) => Number(row.split(',')[0]) < epochs);
   await writeFileAtomic(file, [header, ...kept].map((line) => `${line}\n`).join(''));
-}
-
-/**
- * Stops training when a trainable weight is NaN or infinite at an epoch's end. TerminateOnNaN
- * alone misses a diverged model on the wasm backend: its clip turns a NaN prediction into
- * epsilon, so the cross-entropy stays finite while every weight is NaN.
- */
-class DivergenceCheck extends Callback {
-  override onEpochEnd(epoch: number): void {
-    const model = this.model;
-    if (!model) return;
-    const bad = model.trainableWeights.find((w) => {
-      const finite = tf.tidy(() => tf.all(tf.isFinite(w.read())));
-      const ok = finite.dataSync()[0] === 1;
-      finite.dispose();
-      return !ok;
-    });
-    if (bad) {
-      throw new XferError(
-        'INVALID_ARGUMENT',
-        `weight ${bad.originalName ?? bad.name} became NaN or infinite in epoch ${epoch + 1}`,
-        { diverged: true, weight: bad.originalName ?? bad.name },
-      );
-    }
-  }
 }
 
 function resumeHint(outDir: string, done: number): string {
@@ -114,13 +92,25 @@ export async function runTraining(
   const callbacks = [
     // First, so that an epoch cut short reaches none of the callbacks that record epochs.
     ...(options.signal ? [new InterruptGuard(options.signal)] : []),
+    // Checks the loss and, after every batch, the trainable weights (a NaN can hide in the loss).
     new TerminateOnNaN({ raiseError: true }),
-    new DivergenceCheck(),
     checkpoint,
     earlyStopping,
     new CSVLogger(path.join(outDir, RUN_FILES.history), { append: Boolean(resumeFrom) }),
     // After the checkpoint and early stopping, whose counters it records.
     state,
+    // The first epoch runs the frozen backbone over every image (later ones reuse its cached
+    // features): when stdout is not a terminal, where the epoch bar is not drawn, it gets
+    // progress lines on stderr.
+    ...(options.verbose > 0 && !process.stdout.isTTY
+      ? [
+          new StepProgress({
+            label: `epoch ${options.initialEpoch + 1}`,
+            phase: 'firstEpoch',
+            validationSteps: valIter.length,
+          }),
+        ]
+      : []),
     ...options.callbacks,
   ];
   try {
@@ -132,6 +122,9 @@ export async function runTraining(
       validationSteps: valIter.length,
       verbose: options.verbose,
       callbacks,
+      ...(options.featureCacheDir !== undefined
+        ? { featureCacheDir: options.featureCacheDir }
+        : {}),
     });
   } catch (error) {
     const done = state.current.epochsDone;
@@ -146,7 +139,7 @@ export async function runTraining(
       const what =
         'loss' in error.details
           ? `the loss became ${error.details.loss} at batch ${error.details.batch}`
-          : `a ${error.message}`;
+          : `weight ${error.details.weight} became NaN or infinite at batch ${error.details.batch}`;
       throw new XferError(
         'INVALID_ARGUMENT',
         `training stopped in epoch ${done + 1}: ${what}. Lower the learning rate (--learning-rate) or check the images for damage; ${resumeHint(outDir, done)}${done > 0 ? ' --learning-rate <smaller>' : ''}`,
@@ -167,6 +160,8 @@ export interface FinishRunOptions {
   state: TrainingState;
   report: boolean;
   signal?: AbortSignal;
+  /** A progress bar (stderr) over the evaluation pass. Default false. */
+  progress?: boolean;
 }
 
 /**
@@ -183,7 +178,12 @@ export async function finishRun(
   let reportPath: string | null = null;
   const outputs = evaluated
     ? await labelledOutputs(model, evaluated, classNames, {
-        ...(options.signal ? { callbacks: [new InterruptGuard(options.signal)] } : {}),
+        callbacks: [
+          ...(options.signal ? [new InterruptGuard(options.signal)] : []),
+          ...(options.progress
+            ? [new StepProgress({ label: iterators.test ? 'test' : 'validation (report)' })]
+            : []),
+        ],
       }).catch((error: unknown) => {
         if (error instanceof XferError && error.code === 'INTERRUPTED') {
           throw new XferError(

@@ -1,19 +1,22 @@
 /**
- * `fit` split at the frozen boundary (design.md): the longest prefix of a `Sequential`'s layers
- * that nothing in training changes (no compiled trainable weight, no training-only behaviour such
- * as Dropout, BatchNormalization frozen) runs on onnxruntime-node; the rest, a head model sharing
- * the suffix layers and their weights, trains in tfjs. The seed's `sequential([frozenVgg16, gap,
- * dense])` trains only `dense` in tfjs. With deterministic data the prefix outputs are cached.
+ * `fit` split at the frozen boundary (design.md): the longest run of the model's layers, in
+ * execution order and inside nested backbones too, that nothing in training changes (no compiled
+ * trainable weight, no training-only behaviour such as Dropout, BatchNormalization frozen) and
+ * that ends at a single tensor runs on onnxruntime-node; the rest, a head model sharing the
+ * remaining layers and their weights, trains in tfjs. The seed's `sequential([frozenVgg16, gap,
+ * dense])` trains only `dense` in tfjs; fine-tuning block5 runs block1..block4 on ORT. With
+ * deterministic data the prefix outputs are cached.
  */
 
-import { descendantLayers, isSequential } from '../engine/layer-classes.js';
+import { descendantLayers } from '../engine/layer-classes.js';
 import { exportOnnx, OnnxExportError } from '../engine/onnx/export.js';
 import { TRAINING_DEPENDENT } from '../engine/onnx/layers.js';
 import { OrtModel } from '../engine/ort.js';
-import * as tf from '../engine/tf.js';
+import type * as tf from '../engine/tf.js';
 import { warnOnce } from '../util/log.js';
 import { accelerationEnabled, weightsVersion } from './accelerate.js';
 import { FeatureCache } from './feature-cache.js';
+import { coveredLayers, flattenModel, frozenCut, type Plan, remainderModel } from './frozen-cut.js';
 
 const INFERENCE_MODE = Symbol.for('xfer.engine.batchNormInferenceMode');
 
@@ -22,10 +25,15 @@ type AnyLayer = any;
 export interface FrozenSplit {
   /** The trainable suffix as a model on the prefix's output; shares the original layers. */
   head: tf.LayersModel;
-  /** How many of the model's layers run on ORT. */
+  /** How many of the model's layers run on ORT, a nested model counting as one when all of it does. */
   prefixLayers: number;
-  /** The prefix's output for a batch (cached when the data are deterministic). */
-  features(x: tf.Tensor): Promise<tf.Tensor>;
+  /** The layer whose output is the cut: the frozen part's last layer, the head's input. */
+  cutLayer: string;
+  /**
+   * The prefix's output for a batch (cached when the data are deterministic). `keys`: see
+   * `FeatureCache.features` (sample keys, null for not cacheable, omitted for pixel hashes).
+   */
+  features(x: tf.Tensor, keys?: readonly string[] | null): Promise<tf.Tensor>;
   cache: FeatureCache | undefined;
 }
 
@@ -50,8 +58,10 @@ const splits = new WeakMap<tf.LayersModel, CachedSplit>();
 
 /**
  * The split for a compiled model and its trainable variables, or null when nothing is gained (no
- * frozen prefix, not a Sequential, acceleration off, or the prefix cannot be exported: then tfjs
- * trains the whole model, as a warning says once).
+ * frozen part, a graph the split does not handle, acceleration off, or the frozen part cannot be
+ * exported: then tfjs trains the whole model, as a warning says once). The cut may lie inside a
+ * nested backbone (`sequential([vgg16 with block5 unfrozen, gap, dense])` runs block1..block4 on
+ * ORT), at a tensor that alone separates the frozen part from the rest (see `frozen-cut.ts`).
  */
 export async function frozenSplit(
   model: tf.LayersModel,
@@ -59,27 +69,27 @@ export async function frozenSplit(
   imageShape: number[],
   deterministic: boolean,
 ): Promise<FrozenSplit | null> {
-  if (!accelerationEnabled() || !isSequential(model)) return null;
+  if (!accelerationEnabled()) return null;
+  const plan = flattenModel(model);
+  if (!plan) return null;
   const trainable = new Set(variables);
-  const layers = model.layers as AnyLayer[];
-  let k = 0;
-  while (k < layers.length && frozenLayer(layers[k], trainable)) k++;
-  if (k === 0 || k === layers.length) return null;
-  const prefixVersion = layers
+  const k = frozenCut(plan, (layer) => frozenLayer(layer, trainable));
+  if (k === 0) return null;
+  const prefixVersion = plan.steps
     .slice(0, k)
-    .map((l) => weightsVersion(l))
+    .map((s) => weightsVersion(s.layer))
     .join(';');
   const key = `${k}|${prefixVersion}|${imageShape}|${deterministic}`;
   const cached = splits.get(model);
   if (cached?.key === key) return cached.split;
-  const split = buildSplit(model, layers, k, imageShape, deterministic);
+  const split = buildSplit(model, plan, k, imageShape, deterministic);
   splits.set(model, { key, split });
   return split;
 }
 
 async function buildSplit(
   model: tf.LayersModel,
-  layers: AnyLayer[],
+  plan: Plan,
   k: number,
   imageShape: number[],
   deterministic: boolean,
@@ -87,7 +97,7 @@ async function buildSplit(
   let exported: ReturnType<typeof exportOnnx>;
   try {
     exported = exportOnnx(model, {
-      upTo: layers[k - 1].name,
+      upTo: plan.steps[k - 1]!.layer.name,
       ...(imageShape.length === 3
         ? { imageSize: [imageShape[0]!, imageShape[1]!] as [number, number] }
         : {}),
@@ -101,17 +111,21 @@ async function buildSplit(
     return null;
   }
   const runner = await OrtModel.fromBytes(exported.bytes, exported);
-  const input = tf.input({ shape: exported.output.shape.slice(1) as number[] });
-  let x: tf.SymbolicTensor = input;
-  for (const layer of layers.slice(k)) x = layer.apply(x) as tf.SymbolicTensor;
-  const head = tf.model({ inputs: input, outputs: x, name: `${model.name}_head` });
-  const cache = deterministic ? new FeatureCache(runner) : undefined;
+  const head = remainderModel(
+    plan,
+    k,
+    exported.output.shape.slice(1) as number[],
+    `${model.name}_head`,
+  );
+  // The exported bytes (graph, weights, input size) name the cache's version, on disk too.
+  const cache = deterministic ? new FeatureCache(runner, exported.bytes) : undefined;
   if (cache) cache.featureShape = exported.output.shape.slice(1) as number[];
   return {
     head,
-    prefixLayers: k,
+    prefixLayers: coveredLayers(plan, k, model),
+    cutLayer: plan.steps[k - 1]!.layer.name,
     cache,
-    features: (batch) => (cache ? cache.features(batch) : runner.run(batch)),
+    features: (batch, keys) => (cache ? cache.features(batch, keys) : runner.run(batch)),
   };
 }
 

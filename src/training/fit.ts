@@ -13,6 +13,13 @@ import { type Cursor, isBatchSource, pumpBatches, toBatchSource } from './batche
 import { type Callback, CallbackList, checkCallbacks, type Logs } from './callback.js';
 import { checkLayersModel, compiledModel } from './compile.js';
 import { evaluateLoop } from './evaluate.js';
+import {
+  cacheableSource,
+  cachedBatches,
+  cachedFeaturesOf,
+  type FeatureCache,
+  sampleKeysOf,
+} from './feature-cache.js';
 import { History } from './history.js';
 import { checkVerbose, ProgbarLogger } from './progbar-logger.js';
 import { MeanTracker, trainableVariables, trainStep } from './steps.js';
@@ -44,6 +51,15 @@ export interface FitOptions {
   shuffle?: boolean;
   /** Seed of the tensor shuffle. Tensors only. Default random. */
   seed?: number;
+  /**
+   * A directory that keeps the frozen backbone's outputs across runs (without augmentation; see
+   * `FeatureCache`): a later fit of the same frozen layers on the same files reads them instead
+   * of decoding and running the backbone. Default none: the outputs are kept for this process
+   * only, in memory up to `featureCacheMaxBytes`, then in a temp folder removed at exit.
+   */
+  featureCacheDir?: string;
+  /** Bytes of cached backbone outputs kept in memory; past it they go to disk. Default 1 GiB. */
+  featureCacheMaxBytes?: number;
 }
 
 const running = new WeakSet<tf.LayersModel>();
@@ -53,6 +69,14 @@ function checkNonNegativeInteger(name: string, value: unknown): number {
     throw invalidParameterError(name, 'non-negative integer', value);
   }
   return value;
+}
+
+/** A batch of cached features from a frozen prefix that is no longer the model's. */
+function staleFeatures(model: tf.LayersModel): XferError {
+  return new XferError(
+    'UNSUPPORTED',
+    `the frozen layers of model '${model.name}' changed during fit (their weights were set, or acceleration was turned off): cached features of the old layers cannot be used. Change frozen weights between fits, not during one.`,
+  );
 }
 
 function validationSource(
@@ -96,6 +120,14 @@ export async function fit(
   const epochs = checkPositiveInteger('epochs', options.epochs ?? 1);
   const initialEpoch = checkNonNegativeInteger('initialEpoch', options.initialEpoch ?? 0);
   const verbose = checkVerbose(options.verbose ?? 1);
+  if (
+    options.featureCacheDir !== undefined &&
+    (typeof options.featureCacheDir !== 'string' || options.featureCacheDir === '')
+  ) {
+    throw invalidParameterError('featureCacheDir', 'a directory path', options.featureCacheDir);
+  }
+  if (options.featureCacheMaxBytes !== undefined)
+    checkNonNegativeInteger('featureCacheMaxBytes', options.featureCacheMaxBytes);
   const source = toBatchSource(data, 'data', {
     batchSize: options.batchSize,
     shuffle: options.shuffle,
@@ -135,14 +167,38 @@ export async function fit(
     const names = ['loss', ...info.metrics.map((m) => m.name)];
     const cursor: Cursor = { position: 0 };
     // The frozen prefix runs on onnxruntime (cached without augmentation), the rest in tfjs.
-    const deterministic = isDeterministicSource(source, isTensors);
+    // Batches whose every image is cached arrive as features, without being loaded.
+    const deterministic = cacheableSource(source, isDeterministicSource(source, isTensors));
     let split: FrozenSplit | null = null;
+    let imageShape: number[] | undefined;
+    const configured = new WeakSet<FeatureCache>();
+    const currentCache = () => (split as FrozenSplit | null)?.cache;
+    const trainSource = cachedBatches(source, currentCache);
+    const validationBatches = validation && cachedBatches(validation, currentCache);
+    const splitFor = async (x?: tf.Tensor): Promise<FrozenSplit | null> => {
+      const served = x && cachedFeaturesOf(x);
+      if (x && !served) imageShape = x.shape.slice(1);
+      split = await frozenSplit(model, variables, imageShape!, deterministic);
+      const cache = split?.cache;
+      if (cache && !configured.has(cache)) {
+        configured.add(cache);
+        await cache.configure({
+          ...(options.featureCacheDir !== undefined ? { directory: options.featureCacheDir } : {}),
+          ...(options.featureCacheMaxBytes !== undefined
+            ? { maxMemoryBytes: options.featureCacheMaxBytes }
+            : {}),
+        });
+      }
+      if (served && cache !== served) throw staleFeatures(model);
+      return split;
+    };
     const trainOn = async (x: tf.Tensor, y: tf.Tensor): Promise<number[]> => {
-      split = await frozenSplit(model, variables, x.shape.slice(1), deterministic);
-      if (!split) return trainStep(model, info, variables, x, y);
-      const features = await split.features(x);
+      const current = await splitFor(x);
+      if (!current) return trainStep(model, info, variables, x, y);
+      if (cachedFeaturesOf(x)) return trainStep(current.head, info, variables, x, y);
+      const features = await current.features(x, sampleKeysOf(x));
       try {
-        return await trainStep(split.head, info, variables, features, y);
+        return await trainStep(current.head, info, variables, features, y);
       } finally {
         features.dispose();
       }
@@ -150,20 +206,36 @@ export async function fit(
     const validationInfer = async (x: tf.Tensor): Promise<tf.Tensor> => {
       const current = split as FrozenSplit | null;
       if (!current) return inferBatch(model, x);
-      const features = await current.features(x);
+      const served = cachedFeaturesOf(x);
+      if (served) {
+        if (served !== current.cache) throw staleFeatures(model);
+        return tf.tidy(() => current.head.apply(x, { training: false }) as tf.Tensor);
+      }
+      const features = await current.features(x, sampleKeysOf(x));
       try {
         return tf.tidy(() => current.head.apply(features, { training: false }) as tf.Tensor);
       } finally {
         features.dispose();
       }
     };
+    // A source that names its image shape (flowFromDirectory, imageDatasetFromDirectory) gets
+    // its split now, so that even the first batches are served from a cache kept on disk.
+    const declared = (source as { imageShape?: unknown }).imageShape;
+    if (
+      deterministic &&
+      Array.isArray(declared) &&
+      declared.every((d) => Number.isInteger(d) && d > 0)
+    ) {
+      imageShape = declared as number[];
+      await splitFor();
+    }
     model.stopTraining = false;
     await list.call('onTrainBegin');
     let epochLogs: Logs = {};
     for (let epoch = initialEpoch; epoch < epochs; epoch++) {
       await list.call('onEpochBegin', epoch);
       const tracker = new MeanTracker(names);
-      await pumpBatches(source, cursor, steps, true, async (batch, step) => {
+      await pumpBatches(trainSource, cursor, steps, true, async (batch, step) => {
         await list.call('onTrainBatchBegin', step);
         tracker.update(await trainOn(batch.x, batch.y!), batch.x.shape[0]!);
         await list.call('onTrainBatchEnd', step, tracker.result());
@@ -177,7 +249,7 @@ export async function fit(
           await evaluateLoop(
             model,
             info,
-            validation,
+            validationBatches!,
             validationSteps!,
             list,
             'val_',

@@ -32,6 +32,17 @@ export {
   type PreprocessFn,
   predictImage,
 } from './predict-image.js';
-export { ProgbarLogger, type ProgbarLoggerOptions } from './progbar-logger.js';
+export {
+  ProgbarLogger,
+  type ProgbarLoggerOptions,
+  type ProgressPhase,
+  StepProgress,
+  type StepProgressOptions,
+} from './progbar-logger.js';
 export { ReduceLROnPlateau, type ReduceLROnPlateauOptions } from './reduce-lr-on-plateau.js';
-export { TerminateOnNaN, type TerminateOnNaNOptions } from './terminate-on-nan.js';
+export {
+  nonFiniteWeight,
+  TerminateOnNaN,
+  type TerminateOnNaNOptions,
+  type WeightCheck,
+} from './terminate-on-nan.js';

@@ -151,3 +151,116 @@ export class ProgbarLogger extends Callback {
     printLine(`${count} - ${seconds.toFixed(0)}s - ${perStep}${formatLogs(logs)}`, this.stream);
   }
 }
+
+/** Which loop a `StepProgress` follows. */
+export type ProgressPhase = 'predict' | 'test' | 'firstEpoch';
+
+export interface StepProgressOptions {
+  /** Shown before the bar, e.g. 'evaluate'. */
+  label: string;
+  /**
+   * The loop to follow: `predict` (predict, and the report's pass over a folder), `test`
+   * (evaluate), or `firstEpoch` (fit's first epoch, the one that runs the frozen backbone over
+   * every image when its features are cached). Default `'predict'`.
+   */
+  phase?: ProgressPhase;
+  /** Unit after the count. Default 'batches'. */
+  unit?: string;
+  /** Where to draw. Default process.stderr, so that results on stdout stay clean. */
+  stream?: NodeJS.WriteStream;
+  /**
+   * With `firstEpoch`: the validation batches per epoch, to follow the first validation pass too
+   * (it computes the validation images' backbone features). Default: the validation pass is not
+   * followed.
+   */
+  validationSteps?: number;
+}
+
+/**
+ * A labelled progress bar (`src/util/progress.ts`: a bar on a terminal, a start and an end line
+ * otherwise, nothing under `--quiet`) over one loop's batches. Unlike `ProgbarLogger` it draws on
+ * stderr and prints no metrics: it is for the long steps of commands whose results go to stdout.
+ * @example
+ * const probs = await predict(model, testIter, {
+ *   callbacks: [new StepProgress({ label: 'evaluate' })],
+ * });
+ */
+export class StepProgress extends Callback {
+  readonly label: string;
+  readonly phase: ProgressPhase;
+  private readonly unit: string;
+  private readonly stream: NodeJS.WriteStream;
+  private bar: Progress | undefined;
+  private firstEpoch = true;
+  private readonly validationSteps: number | undefined;
+
+  constructor(options: StepProgressOptions) {
+    super();
+    this.label = options.label;
+    this.phase = options.phase ?? 'predict';
+    this.unit = options.unit ?? 'batches';
+    this.stream = options.stream ?? process.stderr;
+    this.validationSteps = options.validationSteps;
+  }
+
+  private begin(total = this.params.steps, label = this.label): void {
+    this.end();
+    if (total === undefined) return;
+    this.bar = createProgress({
+      total,
+      label,
+      unit: this.unit,
+      stream: this.stream,
+    });
+  }
+
+  private step(batch: number): void {
+    this.bar?.update(batch + 1);
+  }
+
+  private end(): void {
+    this.bar?.stop();
+    this.bar = undefined;
+  }
+
+  override onPredictBegin(): void {
+    if (this.phase === 'predict') this.begin();
+  }
+  override onPredictBatchEnd(batch: number): void {
+    if (this.phase === 'predict') this.step(batch);
+  }
+  override onPredictEnd(): void {
+    if (this.phase === 'predict') this.end();
+  }
+  /** In fit's first epoch, its validation pass (when `validationSteps` is given). */
+  private firstValidation(): boolean {
+    return this.phase === 'firstEpoch' && this.firstEpoch && this.validationSteps !== undefined;
+  }
+  override onTestBegin(): void {
+    if (this.phase === 'test') this.begin();
+    else if (this.firstValidation()) this.begin(this.validationSteps, `${this.label} validation`);
+  }
+  override onTestBatchEnd(batch: number): void {
+    if (this.phase === 'test' || this.firstValidation()) this.step(batch);
+  }
+  override onTestEnd(): void {
+    if (this.phase === 'test' || this.firstValidation()) this.end();
+  }
+  override onTrainBegin(): void {
+    this.firstEpoch = true;
+  }
+  override onEpochBegin(): void {
+    if (this.phase === 'firstEpoch' && this.firstEpoch) this.begin();
+  }
+  override onTrainBatchEnd(batch: number): void {
+    if (this.phase === 'firstEpoch' && this.firstEpoch) this.step(batch);
+  }
+  override onEpochEnd(): void {
+    if (this.phase === 'firstEpoch' && this.firstEpoch) this.end();
+    this.firstEpoch = false;
+  }
+  override onTrainEnd(): void {
+    // An interrupted or stopped first epoch leaves no bar drawn.
+    this.end();
+  }
+}

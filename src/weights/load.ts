@@ -14,6 +14,7 @@ import { getFile } from './download.js';
 import { h5Ready, isHdf5File, type LayerToWrite, readKerasH5, writeKerasH5 } from './h5.js';
 import { hfUrl, isHfSource } from './hf.js';
 import { pickleRefusal, readKerasArchive } from './keras-archive.js';
+import { kerasFileLayout } from './keras-layout.js';
 import {
   configKeys,
   entriesByConfig,
@@ -333,5 +334,6 @@ export async function saveWeights(model: tf.LayersModel, file: string): Promise<
       }),
     };
   });
-  await withAtomicPath(file, async (temp) => writeKerasH5(temp, layers));
+  // Keras's own layout where xfer's graph differs from Keras's (ConvNeXt's nested Sequentials).
+  await withAtomicPath(file, async (temp) => writeKerasH5(temp, kerasFileLayout(layers)));
 }

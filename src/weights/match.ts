@@ -5,6 +5,7 @@
  */
 import { XferError } from '../errors.js';
 import { warn } from '../util/log.js';
+import { isGroupedKernelFor } from './keras-layout.js';
 import { isContainer, type Layer, legacyWeights, type ModelWeight } from './model-weights.js';
 import {
   formatShape,
@@ -61,17 +62,27 @@ function pairLayer(layer: Layer, stored: StoredLayer): Pairing {
     container ? weightPath(w.name).slice(-2).join('/') : shortWeightName(w.name);
   const byKey = new Map(stored.weights.map((w) => [storedKey(w), w]));
   const modelKeys = new Set(expected.map(modelKey));
+  // A grouped Conv2D's `kernel` (Keras's ConvNeXt) answers to a DepthwiseConv2D's name too.
+  const lookup = (w: ModelWeight): StoredWeight | undefined =>
+    byKey.get(modelKey(w)) ??
+    (w.short === 'depthwise_kernel'
+      ? byKey.get(modelKey(w).replace(/depthwise_kernel$/, 'kernel'))
+      : undefined);
   const namesAgree =
     byKey.size === stored.weights.length &&
     modelKeys.size === expected.length &&
-    expected.every((w) => byKey.has(modelKey(w)));
+    expected.every((w) => lookup(w) !== undefined) &&
+    new Set(expected.map(lookup)).size === expected.length;
   const assignments = expected.map((target, i) => ({
     target,
-    stored: namesAgree ? byKey.get(modelKey(target))! : stored.weights[i]!,
+    stored: namesAgree ? lookup(target)! : stored.weights[i]!,
   }));
   for (const { target, stored: weight } of assignments) {
     const shape = target.variable.shape as number[];
-    if (shape.length !== weight.shape.length || shape.some((d, i) => d !== weight.shape[i])) {
+    const sameShape =
+      shape.length === weight.shape.length && shape.every((d, i) => d === weight.shape[i]);
+    // Keras's grouped Conv2D kernel (ConvNeXt's) holds a DepthwiseConv2D's values in its order.
+    if (!sameShape && !isGroupedKernelFor(target, weight.shape)) {
       const label = container ? `${target.owner.name}/${target.short}` : target.short;
       return {
         problem: `has weight '${label}' of shape ${formatShape(shape)}, but the file's '${weight.name}' has shape ${formatShape(weight.shape)}`,
@@ -124,7 +135,7 @@ export function matchByOrder(
   context: MatchContext,
 ): Assignment[] {
   const targets = modelLayers.filter((l) => legacyWeights(l).length > 0);
-  const sources = storedLayers.filter((l) => l.weights.length > 0);
+  const sources = openNested(modelLayers, storedLayers).filter((l) => l.weights.length > 0);
   const assignments: Assignment[] = [];
   const common = Math.min(targets.length, sources.length);
   for (let i = 0; i < common; i++) {
@@ -213,6 +224,24 @@ function splitNested(stored: StoredLayer): StoredLayer[] {
   }
   if (groups.size === 1 && groups.has(stored.name)) return [];
   return [...groups].map(([name, weights]) => ({ name, weights }));
+}
+
+/**
+ * The file's nested models that the model holds as separate layers (Keras's ConvNeXt stem
+ * `convnext_tiny_stem`, a Sequential of `convnext_tiny_stem_conv` and `_layernorm`, against
+ * xfer's flat graph) opened into one stored layer per inner layer, in their order. A nested
+ * model the model also has, by name, stays whole.
+ */
+function openNested(
+  modelLayers: readonly Layer[],
+  storedLayers: readonly StoredLayer[],
+): StoredLayer[] {
+  const names = new Set(modelLayers.map((l) => l.name));
+  return storedLayers.flatMap((stored) => {
+    if (names.has(stored.name) || stored.weights.length === 0) return [stored];
+    const inner = splitNested(stored);
+    return inner.length > 1 && inner.every((s) => names.has(s.name)) ? inner : [stored];
+  });
 }
 
 /** Keras's by-name loading; layers of the model the file does not name keep their weights. */

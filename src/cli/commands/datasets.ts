@@ -1,11 +1,28 @@
-/** `xfer datasets fetch <name>`: builds a data set folder from its public archive. */
+/**
+ * `xfer datasets fetch <name>`: builds a data set folder from its public archive;
+ * `xfer datasets list`: the data sets it knows, and whether they are built in the cache.
+ */
+import * as path from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import { fetchCatsVsDogs } from '../../data/datasets/index.js';
+import { CATS_VS_DOGS_ARCHIVE, fetchCatsVsDogs } from '../../data/datasets/index.js';
 import { unknownNameError } from '../../errors.js';
+import { pathExists } from '../../util/fs.js';
+import { cacheDir } from '../../weights/cache.js';
 import { printJson } from '../output.js';
 import { nonNegativeInteger } from '../parse.js';
 
 const DATASETS = ['cats-vs-dogs'];
+
+/** What `xfer datasets list` says about each data set. */
+const DATASET_INFO: Record<string, { description: string; folder: string; archiveBytes: number }> =
+  {
+    'cats-vs-dogs': {
+      description:
+        "the seed's cats_and_dogs_small: train/validation/test x cats/dogs, 1000/500/500 per class",
+      folder: 'cats_and_dogs_small',
+      archiveBytes: CATS_VS_DOGS_ARCHIVE.size,
+    },
+  };
 
 /** '1000,500,500' → { train, validation, test } */
 function perClass(text: string): { train: number; validation: number; test: number } {
@@ -21,6 +38,31 @@ function perClass(text: string): { train: number; validation: number; test: numb
 
 export function registerDatasets(program: Command): void {
   const datasets = program.command('datasets').description('download and build data sets');
+  datasets
+    .command('list')
+    .description('the data sets `xfer datasets fetch` builds, with their default folders')
+    .option('--json', 'one JSON line per data set: name, description, dir, built, archiveBytes')
+    .action(async (opts: { json?: boolean }) => {
+      for (const name of DATASETS) {
+        const about = DATASET_INFO[name]!;
+        const dir = path.join(cacheDir(), 'datasets', about.folder);
+        // fetch writes its marker file last: a folder without it is an interrupted build.
+        const built = await pathExists(path.join(dir, '.xfer-dataset.json'));
+        if (opts.json) {
+          printJson({
+            name,
+            description: about.description,
+            dir,
+            built,
+            archiveBytes: about.archiveBytes,
+          });
+        } else {
+          process.stdout.write(
+            `${name}  ${about.description}\n  ${dir}${built ? '' : ' (not built)'}\n`,
+          );
+        }
+      }
+    });
   datasets
     .command('fetch')
     .description(

@@ -5,7 +5,9 @@ import { announceBackend, printJson } from '../output.js';
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('offline demo: transfer learning vs training from scratch on shipped Fashion-MNIST images')
+    .description(
+      'offline demo: transfer learning vs training from scratch on shipped Fashion-MNIST images',
+    )
     .option('--out <dir>', 'where to keep the two run folders (default: a temp folder)')
     .option(
       '--fine-tune',
@@ -32,7 +34,7 @@ export function registerDemo(program: Command): void {
           `  transfer learning (backbone pretrained on the other 8 classes, frozen): test accuracy ${pct(result.transfer.testAccuracy)}  (${result.transfer.seconds.toFixed(1)} s)`,
           ...(result.fineTuned
             ? [
-                `  then the backbone unfrozen and fine-tuned, ${result.fineTuned.epochs} more epochs at ${result.fineTuned.learningRate}: test accuracy ${pct(result.fineTuned.testAccuracy)}  (head only: ${pct(result.transfer.testAccuracy)})`,
+                `  then the backbone unfrozen and fine-tuned, ${result.fineTuned.epochs} more epochs at ${result.fineTuned.learningRate}: test accuracy ${pct(result.fineTuned.testAccuracy)}  (head only: ${pct(result.transfer.testAccuracy)}; ${result.fineTuned.improvement >= 0 ? '+' : ''}${(100 * result.fineTuned.improvement).toFixed(1)} points)`,
               ]
             : []),
           `  the same network trained from scratch:                                  test accuracy ${pct(result.scratch.testAccuracy)}  (${result.scratch.seconds.toFixed(1)} s)`,

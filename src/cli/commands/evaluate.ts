@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { evaluateRun } from '../../recipes/run-folder-evaluate.js';
+import { StepProgress } from '../../training/index.js';
 import { announceBackend, printJson } from '../output.js';
 import { positiveInteger } from '../parse.js';
 
@@ -31,6 +32,8 @@ export function registerEvaluate(program: Command): void {
         ...(opts.out ? { outDir: opts.out } : {}),
         report: opts.report,
         batchSize: opts.batchSize,
+        // On stderr (nothing under --quiet): stdout keeps the metrics, or the one JSON object.
+        callbacks: [new StepProgress({ label: 'evaluate' })],
       });
       const m = result.metrics;
       if (opts.json) {

@@ -1,7 +1,7 @@
 import { type Command, Option } from 'commander';
 import { serve } from '../../serve/index.js';
 import { info } from '../../util/log.js';
-import { announceBackend } from '../output.js';
+import { announceBackend, printJson } from '../output.js';
 import { nonNegativeInteger, positiveInteger } from '../parse.js';
 
 interface ServeFlags {
@@ -13,6 +13,7 @@ interface ServeFlags {
   maxBatch: number;
   maxQueue: number;
   timeout: number;
+  json?: boolean;
 }
 
 export function registerServe(program: Command): void {
@@ -33,8 +34,12 @@ export function registerServe(program: Command): void {
     .option('--max-batch <n>', 'most images per model.predict', positiveInteger, 16)
     .option('--max-queue <n>', 'most requests in progress before 503', positiveInteger, 64)
     .option('--timeout <ms>', 'longest a request may take', positiveInteger, 30_000)
+    .option(
+      '--json',
+      'JSON lines on stdout for the lifecycle: listening (url, host, port, model, backend), draining, stopped',
+    )
     .action(async (modelDir: string, opts: ServeFlags) => {
-      await announceBackend(program.opts().quiet);
+      const backend = await announceBackend(Boolean(opts.json) || program.opts().quiet);
       const server = await serve(modelDir, {
         port: opts.port,
         host: opts.host,
@@ -46,15 +51,29 @@ export function registerServe(program: Command): void {
         ...(opts.token !== undefined ? { token: opts.token } : {}),
       });
       // The address goes to stdout, always: scripts (and tests) read it to find a --port 0 server.
-      process.stdout.write(`xfer: serving ${modelDir} on ${server.url}\n`);
+      if (opts.json) {
+        const url = new URL(server.url);
+        printJson({
+          event: 'listening',
+          url: server.url,
+          host: opts.host,
+          port: Number(url.port),
+          model: modelDir,
+          backend,
+        });
+      } else {
+        process.stdout.write(`xfer: serving ${modelDir} on ${server.url}\n`);
+      }
       // SIGTERM / SIGINT: in-flight requests finish, then the command returns and xfer exits 0.
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
-          info(`xfer: ${signal}: finishing in-flight requests, then exiting`);
+          if (opts.json) printJson({ event: 'draining', signal });
+          else info(`xfer: ${signal}: finishing in-flight requests, then exiting`);
           void server.close().then(resolve);
         };
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));
       });
+      if (opts.json) printJson({ event: 'stopped' });
     });
 }

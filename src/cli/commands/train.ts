@@ -29,6 +29,7 @@ interface TrainFlags {
   fineTuneEpochs?: number;
   fineTuneLearningRate?: number;
   trainBatchNorm?: boolean;
+  cacheDir?: string;
 }
 
 /** `--fine-tune`: a number is the last N blocks, 'all' everything, anything else a layer name. */
@@ -224,6 +225,10 @@ export function registerTrain(program: Command): void {
       '--train-batch-norm',
       "let the backbone's BatchNormalization layers train while fine-tuning (default: inference mode, as Keras)",
     )
+    .option(
+      '--cache-dir <dir>',
+      "keep the frozen backbone's outputs here across runs (without --augment): a rerun on the same images skips decoding and the backbone",
+    )
     .option('--json', 'one JSON line per epoch and one with the test results')
     .action(async (dataDirArg: string | undefined, _opts: TrainFlags, command: Command) => {
       const { flags: opts, dataDir, resume } = await resolveFlags(command, dataDirArg);
@@ -263,6 +268,7 @@ export function registerTrain(program: Command): void {
             ? { fineTuneLearningRate: opts.fineTuneLearningRate }
             : {}),
           ...(opts.trainBatchNorm ? { trainBatchNorm: true } : {}),
+          ...(opts.cacheDir !== undefined ? { featureCacheDir: opts.cacheDir } : {}),
         });
         if (opts.json) {
           printJson({

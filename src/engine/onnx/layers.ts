@@ -180,6 +180,16 @@ export function applyActivation(
       });
     case 'swish':
       return graph.add('Mul', name, [input, graph.add('Sigmoid', `${name}_sigmoid`, [input])]);
+    // Keras's hard_silu, `x * relu6(x + 3) / 6` (xfer registers it for MobileNetV3; ONNX's own
+    // HardSwish needs opset 14): relu6(x + 3) / 6 is HardSigmoid with alpha 1/6, beta 1/2.
+    case 'hardSilu':
+    case 'hardSwish': {
+      const gate = graph.add('HardSigmoid', `${name}_gate`, [input], {
+        alpha: { float: 1 / 6 },
+        beta: { float: 0.5 },
+      });
+      return graph.add('Mul', name, [input, gate]);
+    }
     case 'mish': {
       const softplus = graph.add('Softplus', `${name}_softplus`, [input]);
       return graph.add('Mul', name, [input, graph.add('Tanh', `${name}_tanh`, [softplus])]);
@@ -483,29 +493,68 @@ const dense: Converter = (ctx, layer, [x], outShape) => {
   const units = Number(config(layer).units);
   const inDim = kernel.length / units;
   const g = ctx.graph;
-  const w = g.addInitializer(`${layer.name}_W`, [inDim, units], kernel);
   const bias = weight(layer, 'bias');
   let name: string;
+  if (x!.shape.length === 4 && x!.layout === 'nchw') {
+    // A Dense on a feature map is a 1x1 convolution: the map stays NCHW, no transposes around it
+    // (ConvNeXt's pointwise layers between its depthwise convolutions).
+    const inputs = [
+      x!.name,
+      g.addInitializer(
+        `${layer.name}_W`,
+        [units, inDim, 1, 1],
+        convKernel(kernel, 1, 1, inDim, units),
+      ),
+    ];
+    if (bias) inputs.push(g.addInitializer(`${layer.name}_B`, [units], bias));
+    name = g.add('Conv', layer.name, inputs, { kernel_shape: { ints: [1, 1] } });
+    return withActivation(ctx, layer, { name, shape: outShape, layout: 'nchw' });
+  }
+  const w = () => g.addInitializer(`${layer.name}_W`, [inDim, units], kernel);
   if (x!.shape.length === 2) {
-    const inputs = [x!.name, w];
+    const inputs = [x!.name, w()];
     if (bias) inputs.push(g.addInitializer(`${layer.name}_B`, [units], bias));
     name = g.add('Gemm', layer.name, inputs);
   } else {
-    name = g.add('MatMul', bias ? `${layer.name}_matmul` : layer.name, [ctx.native(x!), w]);
+    name = g.add('MatMul', bias ? `${layer.name}_matmul` : layer.name, [ctx.native(x!), w()]);
     if (bias)
       name = g.add('Add', layer.name, [name, g.addInitializer(`${layer.name}_B`, [units], bias)]);
   }
   return withActivation(ctx, layer, { name, shape: outShape, layout: 'native' });
 };
 
+/**
+ * A per-channel constant (last axis in tfjs) shaped to broadcast against `x` in its graph layout:
+ * `[C, 1, 1]` for NCHW values, `[C]` otherwise; a number stays a scalar.
+ */
+function channelConstant(
+  ctx: ExportContext,
+  stem: string,
+  x: Value,
+  value: number | ArrayLike<number>,
+): string {
+  if (typeof value === 'number') return ctx.graph.scalar(stem, value);
+  const data = Float32Array.from(value);
+  const dims = x.layout === 'nchw' ? [data.length, 1, 1] : [data.length];
+  return ctx.graph.addInitializer(stem, dims, data);
+}
+
 const rescaling: Converter = (ctx, layer, [x], outShape) => {
-  const { scale, offset } = config(layer) as { scale: number; offset: number };
-  if (typeof scale !== 'number' || typeof offset !== 'number') {
-    throw new UnsupportedLayerError(layer, 'a per-channel scale or offset');
+  const { scale, offset } = config(layer) as { scale: unknown; offset: unknown };
+  const valid = (v: unknown) =>
+    typeof v === 'number' || (Array.isArray(v) && v.every((e) => typeof e === 'number'));
+  if (!valid(scale) || !valid(offset ?? 0)) {
+    throw new UnsupportedLayerError(layer, 'a scale or offset that is not a number or list');
   }
   const g = ctx.graph;
-  let name = g.add('Mul', `${layer.name}_scale`, [x!.name, g.scalar(`${layer.name}_s`, scale)]);
-  name = g.add('Add', layer.name, [name, g.scalar(`${layer.name}_o`, offset)]);
+  let name = g.add('Mul', `${layer.name}_scale`, [
+    x!.name,
+    channelConstant(ctx, `${layer.name}_s`, x!, scale as number | number[]),
+  ]);
+  name = g.add('Add', layer.name, [
+    name,
+    channelConstant(ctx, `${layer.name}_o`, x!, (offset ?? 0) as number | number[]),
+  ]);
   return { name, shape: outShape, layout: x!.layout };
 };
 
@@ -525,14 +574,70 @@ const normalization: Converter = (ctx, layer, [x], outShape) => {
     scale[c] = layer.invert ? std : 1 / std;
     offset[c] = layer.invert ? mean[c]! : -mean[c]! / std;
   }
-  const dims = x!.layout === 'nchw' ? [channels, 1, 1] : [channels];
   const g = ctx.graph;
   let name = g.add('Mul', `${layer.name}_scale`, [
     x!.name,
-    g.addInitializer(`${layer.name}_s`, dims, scale),
+    channelConstant(ctx, `${layer.name}_s`, x!, scale),
   ]);
-  name = g.add('Add', layer.name, [name, g.addInitializer(`${layer.name}_o`, dims, offset)]);
+  name = g.add('Add', layer.name, [name, channelConstant(ctx, `${layer.name}_o`, x!, offset)]);
   return { name, shape: outShape, layout: x!.layout };
+};
+
+/**
+ * tfjs's LayerNormalization over the last axis, `(x - mean) / sqrt(var + eps) * gamma + beta`,
+ * written out in opset-13 ops in the order ORT's LayerNormFusion recognizes (ONNX's own
+ * LayerNormalization op needs opset 17). A 4-D value stays NCHW and is normalized over axis 1.
+ */
+const layerNormalization: Converter = (ctx, layer, [x], outShape) => {
+  const rank = x!.shape.length;
+  const axes = [config(layer).axis ?? -1].flat() as number[];
+  if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== rank - 1)) {
+    throw new UnsupportedLayerError(layer, `axis ${JSON.stringify(config(layer).axis)}`);
+  }
+  const axis = channelAxis(x!.shape, x!.layout);
+  const epsilon = Number(config(layer).epsilon ?? 1e-3);
+  const g = ctx.graph;
+  const n = layer.name;
+  const reduce = { axes: { ints: [axis] }, keepdims: { int: 1 } };
+  const mean = g.add('ReduceMean', `${n}_mean`, [x!.name], reduce);
+  const centered = g.add('Sub', `${n}_centered`, [x!.name, mean]);
+  const squared = g.add('Pow', `${n}_squared`, [centered, g.scalar(`${n}_two`, 2)]);
+  const variance = g.add('ReduceMean', `${n}_variance`, [squared], reduce);
+  const std = g.add('Sqrt', `${n}_std`, [
+    g.add('Add', `${n}_var_eps`, [variance, g.scalar(`${n}_epsilon`, epsilon)]),
+  ]);
+  let name = g.add('Div', `${n}_normalized`, [centered, std]);
+  const gamma = weight(layer, 'gamma');
+  const beta = weight(layer, 'beta');
+  if (gamma)
+    name = g.add('Mul', `${n}_scaled`, [name, channelConstant(ctx, `${n}_gamma`, x!, gamma)]);
+  if (beta) name = g.add('Add', n, [name, channelConstant(ctx, `${n}_beta`, x!, beta)]);
+  return { name, shape: outShape, layout: x!.layout };
+};
+
+/** Keras's LayerScale (xfer's, for ConvNeXt): the input times a learned per-channel `gamma`. */
+const layerScale: Converter = (ctx, layer, [x], outShape) => {
+  const name = ctx.graph.add('Mul', layer.name, [
+    x!.name,
+    channelConstant(ctx, `${layer.name}_gamma`, x!, requireWeight(layer, 'gamma')),
+  ]);
+  return { name, shape: outShape, layout: x!.layout };
+};
+
+const cropping2d: Converter = (ctx, layer, [x], outShape) => {
+  checkChannelsLast(layer);
+  const cropping = config(layer).cropping as [[number, number], [number, number]];
+  const [[top, bottom], [left, right]] = cropping;
+  const g = ctx.graph;
+  // A negative end counts from the end, as Python's; no crop there reads to the end.
+  const end = (crop: number) => (crop > 0 ? -crop : Number.MAX_SAFE_INTEGER);
+  const name = g.add('Slice', layer.name, [
+    ctx.nchw(x!),
+    g.int64(`${layer.name}_starts`, [top, left]),
+    g.int64(`${layer.name}_ends`, [end(bottom), end(right)]),
+    g.int64(`${layer.name}_axes`, [2, 3]),
+  ]);
+  return { name, shape: outShape, layout: 'nchw' };
 };
 
 /** tfjs-layers class name → converter. */
@@ -562,6 +667,9 @@ export const CONVERTERS: Readonly<Record<string, Converter>> = {
   Dense: dense,
   Rescaling: rescaling,
   Normalization: normalization,
+  LayerNormalization: layerNormalization,
+  LayerScale: layerScale,
+  Cropping2D: cropping2d,
   // Inference-mode identities (Keras applies them only in training).
   Dropout: identity,
   SpatialDropout1D: identity,

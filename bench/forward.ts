@@ -34,7 +34,9 @@ torch.set_num_threads(threads)
 m = getattr(torchvision.models, name)()
 body = m.features if hasattr(m, 'features') else torch.nn.Sequential(*list(m.children())[:-2])
 body.eval()
-x = torch.rand(batch, 3, size, size)
+# channels_last: this PyTorch build's fastest CPU layout for convolutions.
+body = body.to(memory_format=torch.channels_last)
+x = torch.rand(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
 with torch.no_grad():
     body(x)
     n = max(1, -(-images // batch))

@@ -110,6 +110,8 @@ m = getattr(torchvision.models, name)()
 body = m.features if hasattr(m, 'features') else torch.nn.Sequential(*list(m.children())[:-2])
 for p in body.parameters(): p.requires_grad = False
 body.eval()
+# channels_last: this PyTorch build's fastest CPU layout for convolutions (about 2x here).
+body = body.to(memory_format=torch.channels_last)
 channels = body(torch.zeros(1, 3, 64, 64)).shape[1]
 head = torch.nn.Linear(channels, 1)
 aug = [T.RandomAffine(40, translate=(0.2, 0.2), scale=(0.8, 1.2)), T.RandomHorizontalFlip()] if augment else []
@@ -123,7 +125,7 @@ for e in range(epochs):
     t = time.perf_counter()
     for x, y in loader:
         with torch.no_grad():
-            f = body(x).mean((2, 3))
+            f = body(x.contiguous(memory_format=torch.channels_last)).mean((2, 3))
         loss = loss_fn(head(f).squeeze(1), y.float())
         opt.zero_grad(); loss.backward(); opt.step()
     times.append(time.perf_counter() - t)

@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
-import { XferError } from '../errors.js';
+import { invalidParameterError, XferError } from '../errors.js';
 import { type ExportOnnxOptions, exportOnnx, type OnnxExport } from './onnx/export.js';
 import { assertSelfContainedOnnx } from './onnx/safety.js';
 import * as tf from './tf.js';
@@ -13,7 +13,17 @@ import * as tf from './tf.js';
 export interface OrtModelOptions {
   /** Threads for one op (ORT's intra-op pool). Default: `XFER_ORT_THREADS`, else the CPU count (at most 8). */
   threads?: number;
+  /**
+   * Larger batches run as consecutive chunks of at most this many images. Default 8: on our
+   * 2-core machine VGG16 at 224x224 ran 81 ms/image in chunks of 8 against 112 at 32, with peak
+   * RSS 985 MB against 2,230 (MobileNetV2 and ResNet50 alike): activations stay in cache and
+   * memory no longer grows with the batch size (the seed trains with batches of 100).
+   */
+  maxBatch?: number;
 }
+
+/** Default chunk size of `OrtModel.runData` (see `OrtModelOptions.maxBatch`). */
+export const DEFAULT_ORT_MAX_BATCH = 8;
 
 function defaultThreads(): number {
   const fromEnv = Number(process.env.XFER_ORT_THREADS);
@@ -31,6 +41,7 @@ export class OrtModel {
   private constructor(
     private readonly session: ort.InferenceSession,
     readonly exported: Pick<OnnxExport, 'input' | 'output'>,
+    private readonly maxBatch: number,
   ) {}
 
   /** A session over ONNX bytes (e.g. `exportOnnx(...).bytes`). */
@@ -62,7 +73,10 @@ export class OrtModel {
         { cause: error },
       );
     }
-    return new OrtModel(session, io);
+    const maxBatch = options.maxBatch ?? DEFAULT_ORT_MAX_BATCH;
+    if (!Number.isInteger(maxBatch) || maxBatch < 1)
+      throw invalidParameterError('maxBatch', 'a positive integer', maxBatch);
+    return new OrtModel(session, io, maxBatch);
   }
 
   /** Exports `model` (or a prefix of it) and opens a session on it. */
@@ -84,12 +98,41 @@ export class OrtModel {
 
   /** As `run`, from raw NHWC float32 values. */
   async runData(data: Float32Array, shape: number[]): Promise<tf.Tensor> {
+    const n = shape[0]!;
+    if (n <= this.maxBatch) {
+      const { values, dims } = await this.runChunk(data, shape);
+      return tf.tensor(values, dims, 'float32');
+    }
+    const inRow = data.length / n;
+    let output: Float32Array | undefined;
+    let outDims: number[] = [];
+    for (let start = 0; start < n; start += this.maxBatch) {
+      const count = Math.min(this.maxBatch, n - start);
+      const { values, dims } = await this.runChunk(
+        data.subarray(start * inRow, (start + count) * inRow),
+        [count, ...shape.slice(1)],
+      );
+      const outRow = values.length / count;
+      if (!output) {
+        output = new Float32Array(n * outRow);
+        outDims = [n, ...dims.slice(1)];
+      }
+      output.set(values, start * outRow);
+    }
+    return tf.tensor(output!, outDims, 'float32');
+  }
+
+  private async runChunk(
+    data: Float32Array,
+    shape: number[],
+  ): Promise<{ values: Float32Array; dims: number[] }> {
     const input = new ort.Tensor('float32', data, shape);
     const results = await this.session.run({ [this.exported.input.name]: input });
     const out = results[this.exported.output.name]!;
-    const tensor = tf.tensor(out.data as Float32Array, out.dims as number[], 'float32');
+    const values = out.data as Float32Array;
+    const dims = out.dims as number[];
     out.dispose();
-    return tensor;
+    return { values, dims: [...dims] };
   }
 
   async release(): Promise<void> {

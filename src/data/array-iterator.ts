@@ -12,7 +12,7 @@ import { Random } from '../util/random.js';
 import { checkBoolean, checkOneOf, checkPositiveInteger } from '../util/validate.js';
 import type { DataSubset, FlowOptions, ImageDataGenerator } from './generator.js';
 import { checkWorkers, transformInPool, transformSettings } from './pool.js';
-import type { Batch, BatchSource } from './source.js';
+import { type Batch, type BatchSource, batchIndices } from './source.js';
 
 const OPTION_NAMES = ['batchSize', 'shuffle', 'seed', 'subset', 'ignoreClassSplit', 'workers'];
 
@@ -172,18 +172,8 @@ export class ArrayIterator implements BatchSource {
    * const { x, y } = await it.getBatch(0);
    */
   async getBatch(index: number): Promise<Batch> {
-    if (!Number.isInteger(index) || index < 0 || index >= this.length) {
-      throw invalidParameterError(
-        'index',
-        `integer batch index in [0, ${this.length}) (the iterator has ${this.length} batches)`,
-        index,
-      );
-    }
+    const ids = batchIndices(this.order, index, this.batchSize, 'the iterator');
     await initBackend();
-    const ids = this.order.subarray(
-      index * this.batchSize,
-      Math.min((index + 1) * this.batchSize, this.samples),
-    );
     const gen = this.generator;
     const [height, width, channels] = this.imageShape;
     const size = height * width * channels;

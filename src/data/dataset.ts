@@ -37,7 +37,7 @@ import {
   mapLimit,
   type SkippedFile,
 } from './scan.js';
-import type { Batch, BatchSource } from './source.js';
+import { type Batch, type BatchSource, batchIndices } from './source.js';
 import { TF_INTERPOLATIONS, type TfInterpolation } from './tf-resize.js';
 
 export const LABEL_MODES = ['int', 'categorical', 'binary'] as const;
@@ -167,18 +167,8 @@ export class ImageDataset implements BatchSource {
    * const { x, y } = await ds.getBatch(0);
    */
   async getBatch(index: number): Promise<Batch> {
-    if (!Number.isInteger(index) || index < 0 || index >= this.length) {
-      throw invalidParameterError(
-        'index',
-        `integer batch index in [0, ${this.length}) (the data set has ${this.length} batches)`,
-        index,
-      );
-    }
+    const ids = batchIndices(this.order, index, this.batchSize, 'the data set');
     await initBackend();
-    const ids = this.order.subarray(
-      index * this.batchSize,
-      Math.min((index + 1) * this.batchSize, this.samples),
-    );
     const [height, width, channels] = this.imageShape;
     const size = height * width * channels;
     const batch = new Float32Array(ids.length * size);
@@ -192,28 +182,13 @@ export class ImageDataset implements BatchSource {
     return { x, y: this.encodeLabels(ids) };
   }
 
-  /** The sample indices of batch `index` in this epoch's order. */
-  private batchIds(index: number): Int32Array {
-    if (!Number.isInteger(index) || index < 0 || index >= this.length) {
-      throw invalidParameterError(
-        'index',
-        `integer batch index in [0, ${this.length}) (the data set has ${this.length} batches)`,
-        index,
-      );
-    }
-    return this.order.subarray(
-      index * this.batchSize,
-      Math.min((index + 1) * this.batchSize, this.samples),
-    );
-  }
-
   /**
    * `BatchSource.sampleKeys`: each sample's file (absolute path, size, modification time) and the
    * load settings (image size, colour mode, interpolation, crop or pad); null when a file cannot
    * be stat'ed. A data set never augments, so its rows are always reproducible.
    */
   async sampleKeys(index: number): Promise<string[] | null> {
-    const ids = this.batchIds(index);
+    const ids = batchIndices(this.order, index, this.batchSize, 'the data set');
     return fileSampleKeys(
       Array.from(ids, (id) => this.filePaths[id]!),
       settingsFingerprint(this.settings),
@@ -222,7 +197,7 @@ export class ImageDataset implements BatchSource {
 
   /** `BatchSource.getLabels`: batch `index`'s y without decoding its images. */
   async getLabels(index: number): Promise<tf.Tensor | null> {
-    const ids = this.batchIds(index);
+    const ids = batchIndices(this.order, index, this.batchSize, 'the data set');
     await initBackend();
     return this.encodeLabels(ids);
   }

@@ -29,7 +29,7 @@ import {
 import { checkWorkers, loadBatchImage, transformSettings } from './pool.js';
 import { fileSampleKeys, settingsFingerprint, standardizationFingerprint } from './sample-keys.js';
 import { type SkippedFile, scanDirectory } from './scan.js';
-import type { Batch, BatchSource } from './source.js';
+import { type Batch, type BatchSource, batchIndices } from './source.js';
 
 export const CLASS_MODES = ['categorical', 'binary', 'sparse', 'input'] as const;
 /** Labels per batch: one-hot, 0/1, class index, the images themselves, or none (null). */
@@ -273,23 +273,8 @@ export class DirectoryIterator implements BatchSource {
    * const { x, y } = await iterator.getBatch(0);
    */
   async getBatch(index: number): Promise<Batch> {
-    if (
-      typeof index !== 'number' ||
-      !Number.isInteger(index) ||
-      index < 0 ||
-      index >= this.length
-    ) {
-      throw invalidParameterError(
-        'index',
-        `integer batch index in [0, ${this.length}) (the iterator has ${this.length} batches)`,
-        index,
-      );
-    }
+    const ids = batchIndices(this.order, index, this.batchSize, 'the iterator');
     await initBackend();
-    const ids = this.order.subarray(
-      index * this.batchSize,
-      Math.min((index + 1) * this.batchSize, this.samples),
-    );
     const gen = this.generator;
     let params: TransformParams[] | null = null;
     if (gen.augments) {
@@ -320,21 +305,6 @@ export class DirectoryIterator implements BatchSource {
     return { x, y: this.labels(ids, x) };
   }
 
-  /** The sample indices of batch `index` in this epoch's order (the index already checked). */
-  private batchIds(index: number): Int32Array {
-    if (!Number.isInteger(index) || index < 0 || index >= this.length) {
-      throw invalidParameterError(
-        'index',
-        `integer batch index in [0, ${this.length}) (the iterator has ${this.length} batches)`,
-        index,
-      );
-    }
-    return this.order.subarray(
-      index * this.batchSize,
-      Math.min((index + 1) * this.batchSize, this.samples),
-    );
-  }
-
   /**
    * `BatchSource.sampleKeys`: for each sample of batch `index`, its file (absolute path, size,
    * modification time) and what turns the file into its x row (target size, color mode,
@@ -342,7 +312,7 @@ export class DirectoryIterator implements BatchSource {
    * augments, with classMode 'input' (y is x), or when a file cannot be stat'ed.
    */
   async sampleKeys(index: number): Promise<string[] | null> {
-    const ids = this.batchIds(index);
+    const ids = batchIndices(this.order, index, this.batchSize, 'the iterator');
     if (this.generator.augments || this.classMode === 'input') return null;
     const standardization = standardizationFingerprint(this.generator, this.imageShape);
     if (standardization === null) return null;
@@ -355,7 +325,7 @@ export class DirectoryIterator implements BatchSource {
 
   /** `BatchSource.getLabels`: batch `index`'s y without decoding its images (not for 'input'). */
   async getLabels(index: number): Promise<tf.Tensor | null> {
-    const ids = this.batchIds(index);
+    const ids = batchIndices(this.order, index, this.batchSize, 'the iterator');
     if (this.classMode === 'input') {
       throw new XferError(
         'INVALID_ARGUMENT',

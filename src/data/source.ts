@@ -4,6 +4,7 @@
  * set never has to fit in memory; the consumer disposes each batch's tensors when done.
  */
 import type * as tf from '../engine/tf.js';
+import { invalidParameterError } from '../errors.js';
 
 export interface Batch {
   /** Inputs, e.g. [batch, height, width, channels] float32. */
@@ -32,4 +33,25 @@ export interface BatchSource {
    * be), without loading or decoding its inputs. The caller disposes the tensor.
    */
   getLabels?(index: number): Promise<tf.Tensor | null>;
+}
+
+/**
+ * The sample indices of batch `index` in an epoch's `order` (the last batch may be short); a
+ * clear error for an index outside [0, batches). `owner` names the source in that message.
+ */
+export function batchIndices(
+  order: Int32Array,
+  index: number,
+  batchSize: number,
+  owner: 'the iterator' | 'the data set',
+): Int32Array {
+  const batches = Math.ceil(order.length / batchSize);
+  if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= batches) {
+    throw invalidParameterError(
+      'index',
+      `integer batch index in [0, ${batches}) (${owner} has ${batches} batches)`,
+      index,
+    );
+  }
+  return order.subarray(index * batchSize, Math.min((index + 1) * batchSize, order.length));
 }

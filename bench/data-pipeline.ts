@@ -20,9 +20,12 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { preprocessInput } from '../src/applications/preprocess.js';
+import { transformInto } from '../src/data/affine.js';
 import { decodeImageBytes, finishImage, resolveLoadOptions } from '../src/data/image.js';
 import { ImageDataGenerator, type ImageDataGeneratorOptions } from '../src/data/index.js';
+import { decodePlainJpeg, jpegCodec } from '../src/data/jpeg-wasm.js';
 import { closeImagePools } from '../src/data/pool.js';
+import { nearestSource } from '../src/data/resize.js';
 import { initBackend } from '../src/engine/backend.js';
 import * as tf from '../src/engine/tf.js';
 import { setQuiet } from '../src/util/log.js';
@@ -132,6 +135,7 @@ async function stages(files: string[]) {
     for (let i = 0; i < bytes.length; i++) await fn(i);
     return (performance.now() - start) / bytes.length;
   };
+  const codec = await jpegCodec();
   const raws = await Promise.all(bytes.map((b, i) => decodeImageBytes(b, files[i]!)));
   const nearest = resolveLoadOptions({ targetSize: [224, 224] });
   const bilinear = resolveLoadOptions({ targetSize: [224, 224], interpolation: 'bilinear' });
@@ -139,13 +143,25 @@ async function stages(files: string[]) {
   const rng = new Random(3);
   const img = finishImage(raws[0]!, nearest);
   const pixels = Float32Array.from(img.data);
+  const slot = new Float32Array(pixels.length);
   const result: Record<string, number> = {
     'decode (sharp, one at a time)': await time((i) => decodeImageBytes(bytes[i]!, files[i]!)),
+    // What the workers use for plain JPEGs (jpeg-wasm.ts).
+    'decode (libjpeg-turbo in WebAssembly)': await time((i) =>
+      decodePlainJpeg(codec!, bytes[i]!, Number.POSITIVE_INFINITY),
+    ),
     'resize nearest (JS, PIL-exact)': await time((i) => finishImage(raws[i]!, nearest)),
     'resize bilinear (JS, PIL-exact)': await time((i) => finishImage(raws[i]!, bilinear)),
-    'augment (affine + flip, JS)': await time(() =>
+    'augment (affine + flip, JS, float image in and out)': await time(() =>
       gen.transformPixels(pixels, 224, 224, 3, gen.drawTransform([224, 224, 3], rng)),
     ),
+    // What a worker runs: the warp reads the decoded image through PIL's nearest picks.
+    'nearest resize + affine + flip in one pass (JS)': await time((i) => {
+      const raw = raws[i]!;
+      const box = { left: 0, top: 0, width: raw.width, height: raw.height };
+      const source = nearestSource(raw.data, raw.width, raw.channels, box, 224, 224);
+      transformInto(source, gen.drawTransform([224, 224, 3], rng), gen, slot);
+    }),
     'preprocess_input per image (tfjs)': await time(() => {
       tf.tidy(() => caffe(tf.tensor3d(pixels, [224, 224, 3])).dataSync());
     }),

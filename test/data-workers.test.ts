@@ -11,19 +11,28 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import sharp from 'sharp';
+import { preprocessInput } from '../src/applications/preprocess.js';
 import {
   affineTransform,
   channelShift,
+  denseSource,
+  type FillMode,
   flip,
   kerasAffineMatrix,
+  transformInto,
   transformPixels,
 } from '../src/data/affine.js';
+import { batchSeed } from '../src/data/array-iterator.js';
 import {
   ImageDataGenerator,
   type ImageDataGeneratorOptions,
   imageDatasetFromDirectory,
+  imgToArray,
+  loadImg,
 } from '../src/data/index.js';
 import { closeImagePools, sharedPool } from '../src/data/pool.js';
+import { aspectCropBox, nearestSource, resizeNearest } from '../src/data/resize.js';
+import { initBackend } from '../src/engine/backend.js';
 import * as tf from '../src/engine/tf.js';
 import { setQuiet } from '../src/util/log.js';
 import { Random } from '../src/util/random.js';
@@ -221,6 +230,155 @@ test('transformPixels (flips in place) equals the step-by-step Keras order', () 
     assert.deepEqual(transformPixels(input, h, w, c, params, settings), expected);
     assert.deepEqual(input, src, 'the input is left alone');
   }
+});
+
+/** The seed's augmentation and preprocess_input: the pipeline's one-pass path (no channel shift). */
+const SEED: ImageDataGeneratorOptions = {
+  rotationRange: 40,
+  widthShiftRange: 0.2,
+  heightShiftRange: 0.2,
+  zoomRange: 0.2,
+  horizontalFlip: true,
+  fillMode: 'constant',
+  preprocessingFunction: (x) => preprocessInput(x, 'caffe') as tf.Tensor3D,
+  preprocessingFunctionOnBatch: true,
+};
+
+test('the seed pipeline (nearest, augmentation, preprocess_input) is the same with and without workers', async () => {
+  for (const keepAspectRatio of [false, true]) {
+    const extra = { interpolation: 'nearest' as const, keepAspectRatio };
+    const main = await epochs(0, SEED, extra);
+    const threaded = await epochs(2, SEED, extra);
+    assert.equal(sharedPool(2).running, 2);
+    assertSameBatches(main.out, threaded.out);
+  }
+});
+
+test("a batch equals load_img, apply_transform and standardize, image by image (Keras's path)", async () => {
+  const gen = new ImageDataGenerator(SEED);
+  const it = await gen.flowFromDirectory(root, {
+    targetSize: [24, 32],
+    batchSize: 5,
+    shuffle: false,
+    seed: 11,
+    workers: 2,
+  });
+  const { x, y } = await it.getBatch(1);
+  const batch = x.dataSync() as Float32Array;
+  tf.dispose([x, y!]);
+  const rng = new Random(batchSeed(11, 0, 1));
+  const size = 24 * 32 * 3;
+  for (let k = 0; k < 5; k++) {
+    const params = gen.drawTransform([24, 32, 3], rng);
+    const img = await loadImg(path.join(root, it.filenames[5 + k]!), { targetSize: [24, 32] });
+    const expected = tf.tidy(() =>
+      gen.standardize(gen.applyTransform(imgToArray(img), params)).dataSync(),
+    );
+    assert.deepEqual(batch.subarray(k * size, (k + 1) * size), expected, `image ${k}`);
+  }
+});
+
+test('the one-pass warp from a nearest view equals resize, then transformPixels step by step', () => {
+  const random = new Random(21);
+  const fills: FillMode[] = ['constant', 'nearest', 'reflect', 'wrap'];
+  for (let trial = 0; trial < 48; trial++) {
+    const channels = [1, 3, 4][trial % 3]!;
+    const [width, height] = [20 + random.randint(0, 30), 15 + random.randint(0, 30)];
+    const [outHeight, outWidth] = [8 + random.randint(0, 20), 8 + random.randint(0, 20)];
+    const raw = Uint8Array.from({ length: width * height * channels }, () =>
+      random.randint(0, 256),
+    );
+    const box =
+      trial % 4 === 0
+        ? aspectCropBox(width, height, outWidth, outHeight)
+        : { left: 0, top: 0, width, height };
+    const settings = {
+      fillMode: fills[trial % 4]!,
+      cval: trial % 5,
+      interpolationOrder: (trial % 6 === 5 ? 0 : 1) as 0 | 1,
+    };
+    const params = {
+      theta: trial % 7 === 0 ? 0 : random.uniform(-40, 40),
+      tx: random.uniform(-5, 5),
+      ty: random.uniform(-5, 5),
+      shear: trial % 2 ? random.uniform(-15, 15) : 0,
+      zx: random.uniform(0.8, 1.2),
+      zy: random.uniform(0.8, 1.2),
+      flipHorizontal: trial % 3 === 0,
+      flipVertical: trial % 5 === 0,
+      channelShiftIntensity: trial % 8 === 0 ? 12 : null,
+    };
+    const resized = Float32Array.from(
+      resizeNearest(raw, width, channels, box, outWidth, outHeight),
+    );
+    const expected = transformPixels(resized, outHeight, outWidth, channels, params, settings);
+    const fromView = new Float32Array(resized.length);
+    transformInto(
+      nearestSource(raw, width, channels, box, outWidth, outHeight),
+      params,
+      settings,
+      fromView,
+    );
+    assert.deepEqual(fromView, expected, `trial ${trial} (view of the bytes)`);
+    const fromFloats = new Float32Array(resized.length);
+    transformInto(
+      denseSource(resized, outHeight, outWidth, channels),
+      params,
+      settings,
+      fromFloats,
+    );
+    assert.deepEqual(fromFloats, expected, `trial ${trial} (dense floats)`);
+  }
+});
+
+test('a batch keeps its values when the next one is made (reused memory), on wasm and cpu', async () => {
+  await initBackend();
+  const backend = tf.getBackend();
+  try {
+    for (const name of ['wasm', 'cpu']) {
+      await tf.setBackend(name);
+      const it = await new ImageDataGenerator(SEED).flowFromDirectory(root, {
+        targetSize: [16, 16],
+        batchSize: 4,
+        seed: 2,
+        workers: 2,
+      });
+      const first = await it.getBatch(0);
+      const copy = (first.x.dataSync() as Float32Array).slice();
+      const kept: tf.Tensor[] = [first.x, first.y!];
+      for (let i = 1; i < it.length; i++) {
+        const next = await it.getBatch(i);
+        kept.push(next.x, next.y!);
+      }
+      assert.deepEqual(first.x.dataSync(), copy, `${name}: batch 0 changed`);
+      tf.dispose(kept);
+    }
+  } finally {
+    await tf.setBackend(backend);
+  }
+});
+
+test('closing the pool with images queued and in flight loses none of them', async () => {
+  const run = async (workers: number, close: boolean) => {
+    // 13 images in one batch: more than one worker holds at once, so some wait in the queue.
+    const it = await new ImageDataGenerator(SEED).flowFromDirectory(root, {
+      targetSize: [16, 16],
+      batchSize: 13,
+      seed: 4,
+      workers,
+    });
+    const pending = it.getBatch(0);
+    if (close) {
+      // The tasks are handed to the pool together, once the backend is ready: close right after.
+      while (sharedPool(workers).running === 0) await new Promise((r) => setImmediate(r));
+      await closeImagePools();
+    }
+    const { x, y } = await pending;
+    const values = x.dataSync() as Float32Array;
+    tf.dispose([x, y!]);
+    return { x: values, y: new Float32Array(0) };
+  };
+  assertSameBatches([await run(0, false)], [await run(1, true)]);
 });
 
 test('a file that breaks after the scan is replaced the same way with workers', async () => {

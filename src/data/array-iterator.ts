@@ -10,6 +10,7 @@ import { invalidParameterError, unknownNameError, XferError } from '../errors.js
 import { warn } from '../util/log.js';
 import { Random } from '../util/random.js';
 import { checkBoolean, checkOneOf, checkPositiveInteger } from '../util/validate.js';
+import { BatchBuffers } from './batch-buffers.js';
 import type { DataSubset, FlowOptions, ImageDataGenerator } from './generator.js';
 import { checkWorkers, transformInPool, transformSettings } from './pool.js';
 import { type Batch, type BatchSource, batchIndices } from './source.js';
@@ -60,6 +61,7 @@ export class ArrayIterator implements BatchSource {
   private epoch = 0;
   private order: Int32Array;
   private readonly shuffleRandom: Random;
+  private readonly buffers = new BatchBuffers();
 
   constructor(
     x: tf.Tensor4D,
@@ -177,38 +179,29 @@ export class ArrayIterator implements BatchSource {
     const gen = this.generator;
     const [height, width, channels] = this.imageShape;
     const size = height * width * channels;
-    const batch = new Float32Array(ids.length * size);
+    const batch = this.buffers.take(ids.length * size);
     const rng = gen.augments ? new Random(batchSeed(this.seed, this.epoch, index)) : null;
-    if (rng && this.workers > 0) {
-      // Drawn here in the same order as below, so the batch is the same with or without workers.
-      const params = Array.from(ids, () => gen.drawTransform(this.imageShape, rng));
-      const settings = transformSettings(gen);
-      const images = await Promise.all(
-        Array.from(ids, (id, k) =>
-          transformInPool(
-            this.pixels.subarray(id * size, (id + 1) * size),
-            this.imageShape,
-            { params: params[k]!, settings },
-            this.workers,
-          ),
-        ),
-      );
-      images.forEach((image, k) => {
-        batch.set(image, k * size);
-      });
-    } else {
-      ids.forEach((id, k) => {
+    // Every draw is made here, in order, before any pixel work: the batch is the same with or
+    // without workers.
+    const params = rng ? Array.from(ids, () => gen.drawTransform(this.imageShape, rng)) : null;
+    const settings = transformSettings(gen);
+    // Without augmentation the images are copied as they are and standardized here as a batch.
+    const preprocess = params ? gen.pixelPreprocess(channels) : null;
+    await Promise.all(
+      Array.from(ids, (id, k) => {
         const image = this.pixels.subarray(id * size, (id + 1) * size);
-        if (rng) {
-          const params = gen.drawTransform(this.imageShape, rng);
-          batch.set(gen.transformPixels(image.slice(), height, width, channels, params), k * size);
-        } else {
-          batch.set(image, k * size);
+        const dest = batch.subarray(k * size, (k + 1) * size);
+        if (params === null) {
+          dest.set(image);
+          return Promise.resolve();
         }
-      });
-    }
-    const out = gen.standardizePixels(batch, ids.length, this.imageShape);
+        const transform = { params: params[k]!, settings };
+        return transformInPool(image, this.imageShape, transform, preprocess, dest, this.workers);
+      }),
+    );
+    const out = gen.standardizePixels(batch, ids.length, this.imageShape, preprocess !== null);
     let x: tf.Tensor = tf.tensor4d(out, [ids.length, height, width, channels], 'float32');
+    this.buffers.give(batch, out);
     if (gen.dtype === 'int32') {
       const cast = tf.cast(x, 'int32');
       x.dispose();

@@ -5,6 +5,7 @@
  */
 import type { ColorMode } from './decode.js';
 import { decodeImageBytes, readImageFile, toColorMode } from './decode.js';
+import type { RawImage } from './decoders.js';
 import { aspectCropBox } from './resize.js';
 import { type TfInterpolation, tfResize, tfResizeWithPad } from './tf-resize.js';
 
@@ -24,7 +25,11 @@ export async function loadDatasetImage(
   settings: DatasetLoadSettings,
 ): Promise<Float32Array> {
   const bytes = await readImageFile(file);
-  const raw = await decodeImageBytes(bytes, file, settings.limitInputPixels);
+  return datasetPixels(await decodeImageBytes(bytes, file, settings.limitInputPixels), settings);
+}
+
+/** Decoded pixels converted and resized the way Keras 3's `load_image` does. */
+export function datasetPixels(raw: RawImage, settings: DatasetLoadSettings): Float32Array {
   const img = toColorMode(
     raw.data,
     raw.width * raw.height,

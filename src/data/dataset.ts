@@ -24,6 +24,7 @@ import { info, warn } from '../util/log.js';
 import { Random } from '../util/random.js';
 import { checkBoolean, checkOneOf, checkPositiveInteger } from '../util/validate.js';
 import { batchSeed } from './array-iterator.js';
+import { BatchBuffers } from './batch-buffers.js';
 import type { DatasetLoadSettings as LoadSettings } from './dataset-image.js';
 import { COLOR_MODES, type ColorMode, checkPixelLimitOption, checkTargetSize } from './image.js';
 import { NumpyRandomState } from './numpy-random.js';
@@ -125,6 +126,7 @@ export class ImageDataset implements BatchSource {
   private readonly settings: LoadSettings;
   private order: Int32Array;
   private epoch = 0;
+  private readonly buffers = new BatchBuffers();
 
   constructor(
     filePaths: string[],
@@ -171,14 +173,19 @@ export class ImageDataset implements BatchSource {
     await initBackend();
     const [height, width, channels] = this.imageShape;
     const size = height * width * channels;
-    const batch = new Float32Array(ids.length * size);
-    const images = await Promise.all(
-      Array.from(ids, (id) => loadDatasetPixels(this.filePaths[id]!, this.settings, this.workers)),
+    const batch = this.buffers.take(ids.length * size);
+    await Promise.all(
+      Array.from(ids, (id, k) =>
+        loadDatasetPixels(
+          this.filePaths[id]!,
+          this.settings,
+          batch.subarray(k * size, (k + 1) * size),
+          this.workers,
+        ),
+      ),
     );
-    images.forEach((pixels, k) => {
-      batch.set(pixels, k * size);
-    });
     const x = tf.tensor4d(batch, [ids.length, height, width, channels], 'float32');
+    this.buffers.give(batch, batch);
     return { x, y: this.encodeLabels(ids) };
   }
 

@@ -3,7 +3,8 @@
  * turn a file into the pixels of a batch (it loads this module alone, quickly). `image.ts`
  * re-exports all of it beside the tensor functions.
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
 import sharp from 'sharp';
 import { describeValue, invalidParameterError, XferError } from '../errors.js';
 import { checkBoolean, checkOneOf } from '../util/validate.js';
@@ -105,9 +106,15 @@ export function resolveLoadOptions(options: LoadImgOptions = {}): ResolvedLoadOp
   };
 }
 
-/** Reads a file, turning file-system failures into one clear XferError. */
+/**
+ * Reads a file, turning file-system failures into one clear XferError. On the main thread the
+ * read is asynchronous; in a worker thread (the image pool's) it is synchronous: the worker has
+ * nothing else to do meanwhile, and one call instead of libuv's open/stat/read/close round trips
+ * made the pool about 10% faster on 2 cores (bench/data-pipeline.ts).
+ */
 export async function readImageFile(file: string): Promise<Buffer> {
   try {
+    if (!isMainThread) return readFileSync(file);
     return await fsp.readFile(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

@@ -17,6 +17,7 @@ import {
 import { FILL_MODES, type FillMode, transformPixels } from './affine.js';
 import { ArrayIterator } from './array-iterator.js';
 import { DirectoryIterator, type FlowFromDirectoryOptions } from './iterator.js';
+import { applyPixelAffine, type PixelAffine } from './pixel-affine.js';
 import { channelMean, channelStd, zcaMatrix } from './stats.js';
 
 /** A shift range as Keras takes it: a fraction (< 1) or pixels, or a list of values to pick from. */
@@ -518,18 +519,21 @@ export class ImageDataGenerator {
   /**
    * `standardize` for `count` images of `shape` in float32 NHWC `pixels` (which it may modify):
    * one pass over the batch, the preprocessingFunction per image (or once, with
-   * preprocessingFunctionOnBatch). Returns the standardized pixels.
+   * preprocessingFunctionOnBatch). `preprocessed`: the images already went through
+   * `pixelPreprocess` (in the image workers), so the function is skipped here. Returns the
+   * standardized pixels.
    */
   standardizePixels(
     pixels: Float32Array,
     count: number,
     shape: readonly [number, number, number],
+    preprocessed = false,
   ): Float32Array {
     const [height, width, channels] = shape;
     const size = height * width * channels;
     let data = pixels;
     const fn = this.preprocessingFunction;
-    if (fn) {
+    if (fn && !preprocessed) {
       const affine = this.preprocessingFunctionOnBatch ? this.pixelAffine(channels) : null;
       if (affine) {
         applyPixelAffine(pixels, channels, affine);
@@ -612,6 +616,17 @@ export class ImageDataGenerator {
       }
     }
     return data;
+  }
+
+  /**
+   * The preprocessingFunction as a per-pixel map that an image worker can apply to each image as
+   * it is written (then `standardizePixels(..., true)`), or null when it is not one: only with
+   * preprocessingFunctionOnBatch, and only for functions found to be such maps (Keras's
+   * `preprocess_input` modes are). Same arithmetic as applying it to the batch here.
+   */
+  pixelPreprocess(channels: number): PixelAffine | null {
+    if (!this.preprocessingFunction || !this.preprocessingFunctionOnBatch) return null;
+    return this.pixelAffine(channels);
   }
 
   /**
@@ -795,37 +810,6 @@ function checkImageShape(name: string, shape: unknown): void {
 }
 
 /** out = A·v + b for each pixel's channel vector v; A row-major [out][in]. */
-interface PixelAffine {
-  a: Float64Array;
-  b: Float64Array;
-}
-
-function applyPixelAffine(pixels: Float32Array, channels: number, { a, b }: PixelAffine): void {
-  if (channels === 3) {
-    // The general loop below with its constants in locals: the same sums in the same order.
-    const [a00, a01, a02, a10, a11, a12, a20, a21, a22] = a as unknown as number[];
-    const [b0, b1, b2] = b as unknown as number[];
-    for (let p = 0; p < pixels.length; p += 3) {
-      const v0 = pixels[p]!;
-      const v1 = pixels[p + 1]!;
-      const v2 = pixels[p + 2]!;
-      pixels[p] = b0! + a00! * v0 + a01! * v1 + a02! * v2;
-      pixels[p + 1] = b1! + a10! * v0 + a11! * v1 + a12! * v2;
-      pixels[p + 2] = b2! + a20! * v0 + a21! * v1 + a22! * v2;
-    }
-    return;
-  }
-  const v = new Float64Array(channels);
-  for (let p = 0; p < pixels.length; p += channels) {
-    for (let k = 0; k < channels; k++) v[k] = pixels[p + k]!;
-    for (let o = 0; o < channels; o++) {
-      let sum = b[o]!;
-      for (let k = 0; k < channels; k++) sum += a[o * channels + k]! * v[k]!;
-      pixels[p + o] = sum;
-    }
-  }
-}
-
 function checkPreprocessed(y: unknown, shape: number[]): asserts y is tf.Tensor {
   if (!(y instanceof tf.Tensor) || y.shape.join() !== shape.join()) {
     throw new XferError(

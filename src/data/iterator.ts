@@ -16,6 +16,7 @@ import { info, warn } from '../util/log.js';
 import { Random } from '../util/random.js';
 import { checkBoolean, checkOneOf, checkPositiveInteger } from '../util/validate.js';
 import { batchSeed, checkSubset } from './array-iterator.js';
+import { BatchBuffers } from './batch-buffers.js';
 import type { DataSubset, ImageDataGenerator, TransformParams } from './generator.js';
 import {
   COLOR_MODES,
@@ -26,6 +27,7 @@ import {
   type Interpolation,
   type ResolvedLoadOptions,
 } from './image.js';
+import type { PixelAffine } from './pixel-affine.js';
 import { checkWorkers, loadBatchImage, transformSettings } from './pool.js';
 import { fileSampleKeys, settingsFingerprint, standardizationFingerprint } from './sample-keys.js';
 import { type SkippedFile, scanDirectory } from './scan.js';
@@ -128,6 +130,7 @@ export class DirectoryIterator implements BatchSource {
   private readonly classRanges: [number, number][];
   /** Sample index -> the index actually loaded in its place, for files that failed to decode. */
   private readonly substitutes = new Map<number, number>();
+  private readonly buffers = new BatchBuffers();
   private readonly broken = new Set<number>();
 
   private constructor(
@@ -281,22 +284,23 @@ export class DirectoryIterator implements BatchSource {
       const rng = new Random(batchSeed(this.seed, this.epoch, index));
       params = Array.from(ids, () => gen.drawTransform(this.imageShape, rng));
     }
-    const images = await Promise.all(
-      Array.from(ids, (id, k) => this.loadSample(id, params ? params[k]! : null)),
-    );
     const [height, width, channels] = this.imageShape;
     const size = height * width * channels;
-    const batch = new Float32Array(ids.length * size);
-    // Typed-array set converts bytes to floats natively, much faster than Float32Array.from.
-    images.forEach((pixels, k) => {
-      batch.set(pixels, k * size);
-    });
-    const shape: [number, number, number, number] = [ids.length, height, width, channels];
-    let x: tf.Tensor4D = tf.tensor4d(
-      gen.standardizePixels(batch, ids.length, this.imageShape),
-      shape,
-      'float32',
+    const batch = this.buffers.take(ids.length * size);
+    const preprocess = gen.pixelPreprocess(channels);
+    await Promise.all(
+      Array.from(ids, (id, k) =>
+        this.loadSample(
+          id,
+          params ? params[k]! : null,
+          preprocess,
+          batch.subarray(k * size, (k + 1) * size),
+        ),
+      ),
     );
+    const data = gen.standardizePixels(batch, ids.length, this.imageShape, preprocess !== null);
+    let x: tf.Tensor4D = tf.tensor4d(data, [ids.length, height, width, channels], 'float32');
+    this.buffers.give(batch, data);
     if (gen.dtype === 'int32') {
       const cast = tf.cast(x, 'int32');
       x.dispose();
@@ -362,19 +366,28 @@ export class DirectoryIterator implements BatchSource {
   /**
    * Loads sample `id`. A file that fails to decode (damaged mid-file, deleted since the scan) is
    * replaced, for good, by the next readable file of the same class in `filenames` order, with a
-   * warning naming it: training goes on and the label stays right. With `params`, returns the
-   * augmented float32 pixels, else the image's bytes; in a worker thread when `workers` > 0.
+   * warning naming it: training goes on and the label stays right. Writes the pixels (augmented
+   * with `params`, then mapped by `preprocess`) into `dest`; in a worker thread when `workers` > 0.
    */
   private async loadSample(
     id: number,
     params: TransformParams | null,
-  ): Promise<Uint8Array | Float32Array> {
+    preprocess: PixelAffine | null,
+    dest: Float32Array,
+  ): Promise<void> {
     const transform = params && { params, settings: transformSettings(this.generator) };
     let candidate = this.substitutes.get(id) ?? id;
     for (;;) {
       const file = path.join(this.directory, this.filenames[candidate]!);
       try {
-        return await loadBatchImage(file, this.loadOptions, transform, this.workers);
+        return await loadBatchImage(
+          file,
+          this.loadOptions,
+          transform,
+          preprocess,
+          dest,
+          this.workers,
+        );
       } catch (error) {
         if (
           !(error instanceof XferError) ||

@@ -5,6 +5,7 @@
  * a non-integer factor (seen with sharp 0.35.5: 5 -> 16 px, 100 -> 224 px, 33 -> 8 px), so
  * sharp's kernel is used only for the smooth interpolations.
  */
+import type { PixelSource } from './affine.js';
 
 /** A source rectangle in pixels: left, top, width, height. */
 export interface CropBox {
@@ -51,6 +52,25 @@ function nearestIndices(outSize: number, start: number, span: number): Int32Arra
   return indices;
 }
 
+/**
+ * PIL's nearest resize of `box` to `outWidth` x `outHeight` as a view of `data` (interleaved HWC,
+ * `width` wide): offset tables at the picked rows and columns, nothing copied.
+ */
+export function nearestSource(
+  data: Uint8Array,
+  width: number,
+  channels: number,
+  box: CropBox,
+  outWidth: number,
+  outHeight: number,
+): PixelSource {
+  const rows = nearestIndices(outHeight, box.top, box.height);
+  const cols = nearestIndices(outWidth, box.left, box.width);
+  for (let r = 0; r < outHeight; r++) rows[r] = rows[r]! * width * channels;
+  for (let c = 0; c < outWidth; c++) cols[c] = cols[c]! * channels;
+  return { data, height: outHeight, width: outWidth, channels, rows, cols };
+}
+
 /** Nearest-neighbour resize of interleaved HWC bytes from `box` to `outWidth` x `outHeight`. */
 export function resizeNearest(
   data: Uint8Array,
@@ -60,24 +80,14 @@ export function resizeNearest(
   outWidth: number,
   outHeight: number,
 ): Uint8Array {
-  const xs = nearestIndices(outWidth, box.left, box.width);
-  const ys = nearestIndices(outHeight, box.top, box.height);
+  const { rows, cols } = nearestSource(data, width, channels, box, outWidth, outHeight);
   const out = new Uint8Array(outWidth * outHeight * channels);
   let o = 0;
   for (let y = 0; y < outHeight; y++) {
-    const rowStart = ys[y]! * width;
-    if (channels === 3) {
-      for (let x = 0; x < outWidth; x++, o += 3) {
-        const s = (rowStart + xs[x]!) * 3;
-        out[o] = data[s]!;
-        out[o + 1] = data[s + 1]!;
-        out[o + 2] = data[s + 2]!;
-      }
-      continue;
-    }
+    const row = rows[y]!;
     for (let x = 0; x < outWidth; x++) {
-      let s = (rowStart + xs[x]!) * channels;
-      for (let k = 0; k < channels; k++) out[o++] = data[s++]!;
+      const s = row + cols[x]!;
+      for (let k = 0; k < channels; k++) out[o++] = data[s + k]!;
     }
   }
   return out;

@@ -43,6 +43,9 @@ describe('xfer benchmark', () => {
     assert.equal(line.images, 4);
     assert.equal(typeof line.backend, 'string');
     assert.ok(line.imagesPerSecond > 0 && Number.isFinite(line.imagesPerSecond));
+    // Progress on stderr (plain lines, not a terminal): the warm-up batch and the two timed ones.
+    assert.match(result.stderr, /benchmark MobileNetV2: 0\/3 batches\n/);
+    assert.match(result.stderr, /benchmark MobileNetV2: 3\/3 batches\n/);
   });
 
   test('an unknown engine is a usage error', async () => {

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { initBackend } from '../src/engine/backend.js';
 import * as tf from '../src/engine/tf.js';
 import { loadModel, loadWeights, saveModel } from '../src/weights/index.js';
+import { replaceModelFolder } from '../src/weights/model-folder.js';
 import { buildTestModel, randomizeWeights, weightValues } from './helpers/weights-fixtures.js';
 
 let dir: string;
@@ -201,4 +202,23 @@ describe('loadWeights from a tfjs model folder (by name)', () => {
     await loadWeights(partial, path.join(modelDir, 'model.json'));
     assert.deepEqual(weightValues(partial, 'conv1'), weightValues(saved, 'conv1'));
   });
+});
+
+test('replaceModelFolder swaps a saved model for another: one weights file, the new values', async () => {
+  const target = await copyModel('replaced');
+  const other = buildTestModel();
+  randomizeWeights(other, 12);
+  for (let round = 0; round < 2; round++) {
+    await replaceModelFolder(round === 0 ? other : saved, target);
+    const json = JSON.parse(await fsp.readFile(path.join(target, 'model.json'), 'utf8'));
+    const shards = json.weightsManifest.flatMap((g: { paths: string[] }) => g.paths);
+    assert.equal(shards.length, 1);
+    assert.match(shards[0], /^weights\.[0-9a-f]{12}\.bin$/);
+    // The old weights (saveModel's weights.bin, then the first shard) are gone; nothing else left.
+    assert.deepEqual((await fsp.readdir(target)).sort(), [shards[0], 'model.json'].sort());
+    const loaded = await loadModel(target);
+    assert.deepEqual(predict(loaded), predict(round === 0 ? other : saved));
+    loaded.dispose();
+  }
+  other.dispose();
 });

@@ -809,7 +809,6 @@ function checkImageShape(name: string, shape: unknown): void {
   }
 }
 
-/** out = A·v + b for each pixel's channel vector v; A row-major [out][in]. */
 function checkPreprocessed(y: unknown, shape: number[]): asserts y is tf.Tensor {
   if (!(y instanceof tf.Tensor) || y.shape.join() !== shape.join()) {
     throw new XferError(

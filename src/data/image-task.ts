@@ -49,6 +49,7 @@ export type ImageTask =
       dest: Float32Array;
     };
 
+/** Does `task`: its image's pixels land in `task.dest`. */
 export async function runImageTask(task: ImageTask): Promise<void> {
   if (task.kind === 'array') {
     const [height, width, channels] = task.shape;

@@ -21,8 +21,9 @@ import {
 } from '../training/index.js';
 import { pathExists, writeFileAtomic } from '../util/fs.js';
 import { info } from '../util/log.js';
+import { replaceModelFolder } from '../weights/model-folder.js';
 import { type TrainingState, TrainingStateCallback } from './resume.js';
-import { RUN_FILES, type RunConfig, removeStaleTempFiles, saveModelAtomic } from './run-folder.js';
+import { RUN_FILES, type RunConfig, removeStaleTempFiles } from './run-folder.js';
 import { InterruptGuard } from './signals.js';
 
 export interface RunTrainingOptions {
@@ -199,7 +200,7 @@ export async function finishRun(
     const metrics = classificationMetrics(outputs, 0);
     test = { loss: metrics.loss, accuracy: metrics.accuracy };
   }
-  await saveModelAtomic(model, path.join(outDir, RUN_FILES.model));
+  await replaceModelFolder(model, path.join(outDir, RUN_FILES.model));
   if (options.report && outputs && evaluated) {
     const counts = Object.entries(iterators)
       .filter((entry): entry is [string, DirectoryIterator] => entry[1] !== undefined)

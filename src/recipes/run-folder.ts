@@ -12,10 +12,8 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type * as tf from '../engine/tf.js';
 import { XferError } from '../errors.js';
-import { pathExists, tempPathFor, writeFileAtomic } from '../util/fs.js';
-import { saveModel } from '../weights/index.js';
+import { pathExists, writeFileAtomic } from '../util/fs.js';
 import type { Preprocessing } from './preprocessing.js';
 
 export const RUN_FILES = {
@@ -65,24 +63,6 @@ export async function readJson<T>(file: string, what: string): Promise<T> {
       { file },
     );
   }
-}
-
-/**
- * Saves a tfjs model folder so that `dir` holds either the old model or the new one, never a
- * model.json of one and the weights of the other: the folder is written beside it and renamed.
- */
-export async function saveModelAtomic(model: tf.LayersModel, dir: string): Promise<void> {
-  const temp = tempPathFor(dir);
-  await saveModel(model, temp);
-  const old = (await pathExists(dir)) ? tempPathFor(dir) : undefined;
-  try {
-    if (old) await fsp.rename(dir, old);
-    await fsp.rename(temp, dir);
-  } catch (error) {
-    await fsp.rm(temp, { recursive: true, force: true });
-    throw error;
-  }
-  if (old) await fsp.rm(old, { recursive: true, force: true });
 }
 
 /** Reads and checks a run folder's classes and config; a missing piece is named. */

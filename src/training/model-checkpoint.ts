@@ -8,17 +8,16 @@
  * gets its weights under a new name (`weights.<random>.bin`) first, and its `model.json` — the one
  * file that says which weights belong to it — is then replaced atomically, so the folder switches
  * from the old complete model to the new complete one in one rename. Temp files of killed runs
- * are removed at the next save.
+ * are removed at the next save (`weights/model-folder.ts` does the model folder).
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type * as tf from '../engine/tf.js';
 import { invalidParameterError, XferError } from '../errors.js';
-import { fsyncDirectory, removeStaleTempsFor, tempPathFor, writeFileAtomic } from '../util/fs.js';
+import { removeStaleTempsFor } from '../util/fs.js';
 import { warn } from '../util/log.js';
 import { checkBoolean, checkPositiveInteger } from '../util/validate.js';
-import { saveModel, saveWeights } from '../weights/index.js';
+import { saveWeights } from '../weights/index.js';
+import { replaceModelFolder } from '../weights/model-folder.js';
 import type { Logs } from './callback.js';
 import { formatPath } from './format.js';
 import { MonitorCallback, type MonitorOptions } from './monitor-callback.js';
@@ -194,72 +193,15 @@ export class ModelCheckpoint extends MonitorCallback {
       await removeStaleTempsFor(filepath);
       await saveWeights(model, filepath);
     } else {
-      await saveModelFolder(model, filepath);
+      if ((await fsp.stat(filepath).catch(() => undefined))?.isFile()) {
+        throw new XferError(
+          'INVALID_ARGUMENT',
+          `ModelCheckpoint saves the whole model as a folder, but '${filepath}' is a file. Give a folder path, or saveWeightsOnly: true with an '.h5' path.`,
+          { filepath },
+        );
+      }
+      await replaceModelFolder(model, filepath);
     }
     this.lastSavedPath = filepath;
-  }
-}
-
-const MODEL_JSON = 'model.json';
-/** The weight files this module names; any other name in the folder is never deleted. */
-const SHARD_RE = /^weights\.[0-9a-f]{12}\.bin$/;
-
-/** The plain file names the folder's current model.json lists (none when there is none). */
-async function listedShards(dir: string): Promise<Set<string>> {
-  try {
-    const json = JSON.parse(await fsp.readFile(path.join(dir, MODEL_JSON), 'utf8')) as {
-      weightsManifest?: { paths?: unknown[] }[];
-    };
-    const names = (json.weightsManifest ?? []).flatMap((group) => group.paths ?? []);
-    return new Set(
-      names.filter((n): n is string => typeof n === 'string' && /^[^\\/]+$/.test(n) && n !== '..'),
-    );
-  } catch {
-    return new Set();
-  }
-}
-
-/**
- * Saves a tfjs model folder so that `dir` always holds one complete model: the new weights go
- * in under a fresh name, then model.json is swapped atomically (the commit), then the old
- * weights are removed. A kill before the swap leaves the old model whole, after it the new one.
- */
-async function saveModelFolder(model: tf.LayersModel, dir: string): Promise<void> {
-  if ((await fsp.stat(dir).catch(() => undefined))?.isFile()) {
-    throw new XferError(
-      'INVALID_ARGUMENT',
-      `ModelCheckpoint saves the whole model as a folder, but '${dir}' is a file. Give a folder path, or saveWeightsOnly: true with an '.h5' path.`,
-      { filepath: dir },
-    );
-  }
-  await fsp.mkdir(dir, { recursive: true });
-  await removeStaleTempsFor(dir);
-  await removeStaleTempsFor(path.join(dir, MODEL_JSON));
-  const staging = tempPathFor(dir);
-  try {
-    await saveModel(model, staging);
-    const json = JSON.parse(await fsp.readFile(path.join(staging, MODEL_JSON), 'utf8')) as {
-      weightsManifest: { paths: string[] }[];
-    };
-    const shard = `weights.${randomBytes(6).toString('hex')}.bin`;
-    const written = new Set(json.weightsManifest.flatMap((group) => group.paths));
-    if (written.size !== 1) {
-      throw new XferError(
-        'UNSUPPORTED',
-        `saveModel wrote ${written.size} weight files; ModelCheckpoint expects one.`,
-      );
-    }
-    json.weightsManifest = json.weightsManifest.map((group) => ({ ...group, paths: [shard] }));
-    await fsp.rename(path.join(staging, [...written][0]!), path.join(dir, shard));
-    await fsyncDirectory(dir);
-    const previous = await listedShards(dir);
-    await writeFileAtomic(path.join(dir, MODEL_JSON), JSON.stringify(json));
-    for (const name of await fsp.readdir(dir)) {
-      if (name !== shard && (previous.has(name) || SHARD_RE.test(name))) {
-        await fsp.rm(path.join(dir, name), { force: true });
-      }
-    }
-  } finally {
-    await fsp.rm(staging, { recursive: true, force: true });
   }
 }

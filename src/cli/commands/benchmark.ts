@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { getApplication } from '../../applications/index.js';
-import { benchmarkForward } from '../../engine/onnx/benchmark.js';
+import { benchmarkForward, type ForwardBenchmark } from '../../engine/onnx/benchmark.js';
+import { createProgress, type Progress } from '../../util/progress.js';
 import { announceBackend, printJson } from '../output.js';
 import { positiveInteger } from '../parse.js';
 
@@ -49,12 +50,27 @@ export function registerBenchmark(program: Command): void {
         weights: null,
         inputShape: [size, size, 3],
       });
-      const result = await benchmarkForward(model, [size, size], {
-        batchSize: opts.batchSize,
-        images: opts.images,
-        engine: opts.engine,
-      });
-      model.dispose();
+      // On stderr (nothing under --quiet): stdout keeps the result, or the one JSON object.
+      let bar: Progress | undefined;
+      let result: ForwardBenchmark;
+      try {
+        result = await benchmarkForward(model, [size, size], {
+          batchSize: opts.batchSize,
+          images: opts.images,
+          engine: opts.engine,
+          onProgress: (done, total) => {
+            bar ??= createProgress({
+              total,
+              label: `benchmark ${spec.className}`,
+              unit: 'batches',
+            });
+            bar.update(done);
+          },
+        });
+      } finally {
+        bar?.stop();
+        model.dispose();
+      }
       if (opts.json) {
         printJson({ model: spec.name, includeTop: opts.top, ...result });
       } else {

@@ -14,6 +14,11 @@ export interface ForwardBenchmarkOptions {
   images?: number;
   /** `'onnxruntime'` or `'tfjs'`. Default `'onnxruntime'`. */
   engine?: 'onnxruntime' | 'tfjs';
+  /**
+   * Called with (0, total) before the model is prepared for the engine, then after each batch,
+   * the warm-up batch included (so `total` is the timed batches + 1): for a progress bar.
+   */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface ForwardBenchmark {
@@ -42,6 +47,8 @@ export async function benchmarkForward(
   const batchSize = options.batchSize ?? 32;
   const engine = options.engine ?? 'onnxruntime';
   const batches = Math.max(1, Math.ceil((options.images ?? 128) / batchSize));
+  const progress = (done: number) => options.onProgress?.(done, batches + 1);
+  progress(0);
   const channels = (model.inputs[0]!.shape[3] as number | null) ?? 3;
   const shape = [batchSize, imageSize[0], imageSize[1], channels];
   const data = Float32Array.from(
@@ -65,8 +72,12 @@ export async function benchmarkForward(
   }
   try {
     await run(); // warm-up: allocations, ORT's first-run planning, wasm kernels
+    progress(1);
     const start = process.hrtime.bigint();
-    for (let i = 0; i < batches; i++) await run();
+    for (let i = 0; i < batches; i++) {
+      await run();
+      progress(i + 2);
+    }
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     return {
       imagesPerSecond: (batches * batchSize) / seconds,

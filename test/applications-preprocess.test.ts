@@ -3,6 +3,7 @@
  * decodePredictions with Keras's ImageNet class index.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { before, test } from 'node:test';
@@ -16,6 +17,7 @@ import {
   vgg16,
   vgg19,
 } from '../src/applications/index.js';
+import { preprocessModeOf, preprocessPixels } from '../src/applications/preprocess-pixels.js';
 import { initBackend } from '../src/engine/backend.js';
 import * as tf from '../src/engine/tf.js';
 import { XferError } from '../src/errors.js';
@@ -188,4 +190,74 @@ test('decodePredictions rejects anything but [n, 1000], naming the shape receive
     /Expected positive integer for top but received 0/,
   );
   tf.dispose([wrongWidth, noBatch]);
+});
+
+/** Values that exercise float32 rounding: integers 0..255, fractions, and augmentation's output. */
+function pixelValues(n: number): Float32Array {
+  return Float32Array.from({ length: n }, (_, i) =>
+    i % 3 === 0 ? i % 256 : Math.fround(((i * 7919) % 25500) / 100 + 0.001 * (i % 7)),
+  );
+}
+
+test("preprocessInput on the CPU backends is numpy's float32 arithmetic, bit for bit", (t) => {
+  const python = '/usr/bin/python3';
+  try {
+    execFileSync(python, ['-c', 'import numpy'], { stdio: 'ignore' });
+  } catch {
+    t.skip('numpy is not installed at /usr/bin/python3 (Debian python3-numpy): skipped');
+    return;
+  }
+  // Keras's _preprocess_numpy_input for channels_last, on a float32 array.
+  const script = `
+import sys, numpy as np
+mode = sys.argv[1]
+x = np.frombuffer(sys.stdin.buffer.read(), dtype=np.float32).copy().reshape(-1, 3)
+if mode == 'tf':
+    x /= 127.5
+    x -= 1.
+elif mode == 'torch':
+    x /= 255.
+    for i, (m, s) in enumerate(zip([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])):
+        x[..., i] -= m
+        x[..., i] /= s
+else:
+    x = x[..., ::-1].copy()
+    for i, m in enumerate([103.939, 116.779, 123.68]):
+        x[..., i] -= m
+sys.stdout.buffer.write(x.astype(np.float32).tobytes())
+`;
+  const values = pixelValues(3 * 4000);
+  for (const mode of ['caffe', 'tf', 'torch'] as const) {
+    const expected = execFileSync(python, ['-c', script, mode], {
+      input: Buffer.from(values.buffer),
+      maxBuffer: 1 << 24,
+    });
+    for (const backend of ['wasm', 'cpu']) {
+      tf.setBackend(backend);
+      const out = tf.tidy(() =>
+        preprocessInput(tf.tensor3d(values, [40, 100, 3]), mode).dataSync(),
+      );
+      assert.ok(
+        Buffer.from(new Float32Array(out).buffer).equals(expected),
+        `${mode} on ${backend} differs from numpy`,
+      );
+    }
+  }
+  tf.setBackend('wasm');
+});
+
+test('the per-family functions are known to image pipelines by their mode', () => {
+  assert.equal(preprocessModeOf(vgg16.preprocessInput), 'caffe');
+  assert.equal(preprocessModeOf(mobilenetV2.preprocessInput), 'tf');
+  assert.equal(
+    preprocessModeOf((x: tf.Tensor) => preprocessInput(x, 'caffe')),
+    undefined,
+  );
+  const values = pixelValues(3 * 50);
+  for (const fn of [vgg16.preprocessInput, mobilenetV2.preprocessInput]) {
+    const viaTensor = tf.tidy(() => fn(tf.tensor3d(values, [5, 10, 3])).dataSync());
+    const inPlace = values.slice();
+    preprocessPixels(inPlace, 3, preprocessModeOf(fn)!);
+    assert.deepEqual(inPlace, new Float32Array(viaTensor));
+  }
 });

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import sharp from 'sharp';
+import { vgg16 } from '../src/applications/index.js';
 import { preprocessInput } from '../src/applications/preprocess.js';
 import {
   affineTransform,
@@ -233,6 +234,8 @@ test('transformPixels (flips in place) equals the step-by-step Keras order', () 
 });
 
 /** The seed's augmentation and preprocess_input: the pipeline's one-pass path (no channel shift). */
+type Preprocess = (x: tf.Tensor3D) => tf.Tensor3D;
+
 const SEED: ImageDataGeneratorOptions = {
   rotationRange: 40,
   widthShiftRange: 0.2,
@@ -255,7 +258,15 @@ test('the seed pipeline (nearest, augmentation, preprocess_input) is the same wi
 });
 
 test("a batch equals load_img, apply_transform and standardize, image by image (Keras's path)", async () => {
-  const gen = new ImageDataGenerator(SEED);
+  // The seed's own style too: vgg16.preprocessInput called per image (the workers apply its mode).
+  const literal = { ...SEED, preprocessingFunction: vgg16.preprocessInput as Preprocess };
+  delete literal.preprocessingFunctionOnBatch;
+  for (const options of [SEED, literal]) {
+    await batchMatchesKeras(new ImageDataGenerator(options));
+  }
+});
+
+async function batchMatchesKeras(gen: ImageDataGenerator): Promise<void> {
   const it = await gen.flowFromDirectory(root, {
     targetSize: [24, 32],
     batchSize: 5,
@@ -276,7 +287,7 @@ test("a batch equals load_img, apply_transform and standardize, image by image (
     );
     assert.deepEqual(batch.subarray(k * size, (k + 1) * size), expected, `image ${k}`);
   }
-});
+}
 
 test('the one-pass warp from a nearest view equals resize, then transformPixels step by step', () => {
   const random = new Random(21);

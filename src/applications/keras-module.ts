@@ -5,6 +5,7 @@
 import type * as tf from '../engine/tf.js';
 import { decodePredictions } from './imagenet.js';
 import { preprocessInput } from './preprocess.js';
+import { declarePreprocessMode } from './preprocess-pixels.js';
 import type { ApplicationSpec } from './spec.js';
 
 export interface ApplicationModule {
@@ -18,5 +19,8 @@ export function applicationModule(
   spec: Pick<ApplicationSpec, 'preprocessMode'>,
 ): ApplicationModule {
   const mode = spec.preprocessMode;
-  return { preprocessInput: (x) => preprocessInput(x, mode), decodePredictions };
+  const preprocess = (x: tf.Tensor) => preprocessInput(x, mode);
+  // Known to image pipelines as a pixel map, which they can apply off the main thread.
+  if (mode !== 'none') declarePreprocessMode(preprocess, mode);
+  return { preprocessInput: preprocess, decodePredictions };
 }

@@ -140,7 +140,7 @@ export class ArrayIterator implements BatchSource {
     this.imageShape = [height, width, channels];
     const size = height * width * channels;
     const all = x.dataSync() as Float32Array | Int32Array | Uint8Array;
-    this.pixels = Float32Array.from(all.subarray(start * size, end * size));
+    this.pixels = new Float32Array(all.subarray(start * size, end * size)); // a float32 copy
     this.labels = y ? tf.keep(tf.slice(y, start, end - start)) : null;
     this.shuffleRandom = new Random(this.seed);
     this.order = this.newOrder();

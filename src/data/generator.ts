@@ -4,6 +4,8 @@
  * drawn from Keras's distributions in Keras's order; the generator is xfer's seeded `Random`
  * (mulberry32), so a seed reproduces xfer's draws, not numpy's.
  */
+
+import { preprocessModeOf } from '../applications/preprocess-pixels.js';
 import * as tf from '../engine/tf.js';
 import { describeValue, invalidParameterError, unknownNameError, XferError } from '../errors.js';
 import { warn, warnOnce } from '../util/log.js';
@@ -17,7 +19,7 @@ import {
 import { FILL_MODES, type FillMode, transformPixels } from './affine.js';
 import { ArrayIterator } from './array-iterator.js';
 import { DirectoryIterator, type FlowFromDirectoryOptions } from './iterator.js';
-import { applyPixelAffine, type PixelAffine } from './pixel-affine.js';
+import { applyPixelPreprocess, type PixelAffine, type PixelPreprocess } from './pixel-affine.js';
 import { channelMean, channelStd, zcaMatrix } from './stats.js';
 
 /** A shift range as Keras takes it: a fraction (< 1) or pixels, or a list of values to pick from. */
@@ -474,8 +476,7 @@ export class ImageDataGenerator {
     checkImageTensor(x);
     const [height, width, channels] = x.shape;
     const data = x.dataSync();
-    const pixels =
-      data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+    const pixels = data instanceof Float32Array ? data : new Float32Array(data as Int32Array);
     const out = this.transformPixels(pixels, height, width, channels, params);
     // dataSync may hand out the backend's own buffer; never share it with the new tensor.
     return tf.tensor3d(out === data ? out.slice() : out, [height, width, channels], 'float32');
@@ -511,7 +512,7 @@ export class ImageDataGenerator {
   standardize(x: tf.Tensor3D): tf.Tensor3D {
     checkImageTensor(x);
     const [height, width, channels] = x.shape;
-    const pixels = Float32Array.from(x.dataSync() as ArrayLike<number>);
+    const pixels = new Float32Array(x.dataSync() as Float32Array);
     const out = this.standardizePixels(pixels, 1, [height, width, channels]);
     return tf.tensor3d(out, [height, width, channels], 'float32');
   }
@@ -534,16 +535,16 @@ export class ImageDataGenerator {
     let data = pixels;
     const fn = this.preprocessingFunction;
     if (fn && !preprocessed) {
-      const affine = this.preprocessingFunctionOnBatch ? this.pixelAffine(channels) : null;
-      if (affine) {
-        applyPixelAffine(pixels, channels, affine);
+      const known = this.pixelPreprocess(channels);
+      if (known !== null) {
+        applyPixelPreprocess(pixels, channels, known);
       } else if (this.preprocessingFunctionOnBatch) {
-        data = tf.tidy(() => {
+        data = tidyFloats(() => {
           const y = (fn as unknown as (t: tf.Tensor) => tf.Tensor)(
             tf.tensor4d(pixels, [count, height, width, channels], 'float32'),
           );
           checkPreprocessed(y, [count, height, width, channels]);
-          return Float32Array.from(y.dataSync() as ArrayLike<number>);
+          return y;
         });
       } else {
         for (let k = 0; k < count; k++) {
@@ -606,12 +607,8 @@ export class ImageDataGenerator {
         );
       } else {
         const input = data;
-        data = tf.tidy(() =>
-          Float32Array.from(
-            tf
-              .matMul(tf.tensor2d(input, [count, size]), tf.tensor2d(pc, [size, size]))
-              .dataSync() as Float32Array,
-          ),
+        data = tidyFloats(() =>
+          tf.matMul(tf.tensor2d(input, [count, size]), tf.tensor2d(pc, [size, size])),
         );
       }
     }
@@ -619,13 +616,18 @@ export class ImageDataGenerator {
   }
 
   /**
-   * The preprocessingFunction as a per-pixel map that an image worker can apply to each image as
-   * it is written (then `standardizePixels(..., true)`), or null when it is not one: only with
-   * preprocessingFunctionOnBatch, and only for functions found to be such maps (Keras's
-   * `preprocess_input` modes are). Same arithmetic as applying it to the batch here.
+   * The preprocessingFunction as per-pixel work that an image worker can apply to each image as
+   * it is written (then `standardizePixels(..., true)`), or null when it is not such work: a
+   * per-family `preprocessInput` (`vgg16.preprocessInput`: its mode, numpy's arithmetic), or with
+   * preprocessingFunctionOnBatch a function found to be a colour map. Same numbers as here.
    */
-  pixelPreprocess(channels: number): PixelAffine | null {
-    if (!this.preprocessingFunction || !this.preprocessingFunctionOnBatch) return null;
+  pixelPreprocess(channels: number): PixelPreprocess | null {
+    const fn = this.preprocessingFunction;
+    if (!fn) return null;
+    const mode = preprocessModeOf(fn);
+    // caffe and torch need three channels: otherwise the function is called, and says so.
+    if (mode === 'tf' || (mode !== undefined && channels === 3)) return mode;
+    if (!this.preprocessingFunctionOnBatch) return null;
     return this.pixelAffine(channels);
   }
 
@@ -730,7 +732,7 @@ export class ImageDataGenerator {
         { shape: x.shape },
       );
     }
-    let data = Float32Array.from(x.dataSync() as ArrayLike<number>);
+    let data = new Float32Array(x.dataSync() as Float32Array);
     if (this.rescale !== null) {
       const r = Math.fround(this.rescale);
       for (let i = 0; i < data.length; i++) data[i] = data[i]! * r;
@@ -806,6 +808,21 @@ function checkImageShape(name: string, shape: unknown): void {
     !shape.every((v) => typeof v === 'number' && Number.isInteger(v) && v > 0)
   ) {
     throw invalidParameterError(name, '[height, width, channels] of positive integers', shape);
+  }
+}
+
+/**
+ * The values of the tensor `fn` makes, as float32, read once its intermediates are freed. (tf.tidy
+ * must not return a typed array: it walks every element of one looking for tensors, 35 ms for a
+ * single 224x224 image.)
+ */
+function tidyFloats(fn: () => tf.Tensor): Float32Array {
+  const y = tf.tidy(fn);
+  try {
+    const values = y.dataSync();
+    return values instanceof Float32Array ? values : new Float32Array(values);
+  } finally {
+    y.dispose();
   }
 }
 

@@ -21,7 +21,7 @@ import {
 } from './decode.js';
 import type { RawImage } from './decoders.js';
 import { decodePlainJpeg, jpegCodec } from './jpeg-wasm.js';
-import { applyPixelAffine, type PixelAffine } from './pixel-affine.js';
+import { applyPixelPreprocess, type PixelPreprocess } from './pixel-affine.js';
 import { aspectCropBox, nearestSource } from './resize.js';
 
 /**
@@ -36,7 +36,7 @@ export type ImageTask =
       file: string;
       options: ResolvedLoadOptions;
       transform: { params: PixelTransform; settings: TransformSettings } | null;
-      preprocess: PixelAffine | null;
+      preprocess: PixelPreprocess | null;
       dest: Float32Array;
     }
   | { kind: 'dataset'; file: string; settings: DatasetLoadSettings; dest: Float32Array }
@@ -45,7 +45,7 @@ export type ImageTask =
       pixels: Float32Array;
       shape: readonly [number, number, number];
       transform: { params: PixelTransform; settings: TransformSettings };
-      preprocess: PixelAffine | null;
+      preprocess: PixelPreprocess | null;
       dest: Float32Array;
     };
 
@@ -76,7 +76,7 @@ function writeImage(
 ): void {
   if (task.transform === null) copyFlipped(source, task.dest, false, false);
   else transformInto(source, task.transform.params, task.transform.settings, task.dest);
-  if (task.preprocess !== null) applyPixelAffine(task.dest, source.channels, task.preprocess);
+  if (task.preprocess !== null) applyPixelPreprocess(task.dest, source.channels, task.preprocess);
 }
 
 /**

@@ -27,7 +27,7 @@ import {
   type Interpolation,
   type ResolvedLoadOptions,
 } from './image.js';
-import type { PixelAffine } from './pixel-affine.js';
+import type { PixelPreprocess } from './pixel-affine.js';
 import { checkWorkers, loadBatchImage, transformSettings } from './pool.js';
 import { fileSampleKeys, settingsFingerprint, standardizationFingerprint } from './sample-keys.js';
 import { type SkippedFile, scanDirectory } from './scan.js';
@@ -372,7 +372,7 @@ export class DirectoryIterator implements BatchSource {
   private async loadSample(
     id: number,
     params: TransformParams | null,
-    preprocess: PixelAffine | null,
+    preprocess: PixelPreprocess | null,
     dest: Float32Array,
   ): Promise<void> {
     const transform = params && { params, settings: transformSettings(this.generator) };

@@ -1,9 +1,12 @@
 /**
- * A per-pixel colour map v -> A·v + b on the channel vector of every pixel: what Keras's
- * `preprocess_input` modes are (scaling, mean subtraction, std division, RGB -> BGR), found by
- * `ImageDataGenerator` from the function itself. Free of tfjs, so an image worker applies it to
- * each image as it is written into the batch instead of the main thread doing the whole batch.
+ * Per-pixel preprocessing an image worker can apply to each image as it is written into the batch,
+ * instead of the main thread calling the generator's preprocessingFunction: Keras's
+ * `preprocess_input` in a known mode (for the per-family functions such as `vgg16.preprocessInput`,
+ * numpy's exact float32 arithmetic), or a colour map v -> A·v + b on each pixel's channel vector,
+ * which `ImageDataGenerator` finds by probing a function it is told treats every pixel alike
+ * (`preprocessingFunctionOnBatch`). Free of tfjs, so a worker thread can load it.
  */
+import { type PixelPreprocessMode, preprocessPixels } from '../applications/preprocess-pixels.js';
 
 /** a: channels x channels, row-major (a[o * channels + k]); b: channels. */
 export interface PixelAffine {
@@ -39,4 +42,16 @@ export function applyPixelAffine(
       pixels[p + o] = sum;
     }
   }
+}
+
+/** What a worker applies: a `preprocess_input` mode, or a probed colour map. */
+export type PixelPreprocess = PixelPreprocessMode | PixelAffine;
+
+export function applyPixelPreprocess(
+  pixels: Float32Array,
+  channels: number,
+  preprocess: PixelPreprocess,
+): void {
+  if (typeof preprocess === 'string') preprocessPixels(pixels, channels, preprocess);
+  else applyPixelAffine(pixels, channels, preprocess);
 }

@@ -23,7 +23,7 @@ import type { PixelTransform, TransformSettings } from './affine.js';
 import type { DatasetLoadSettings } from './dataset-image.js';
 import type { ResolvedLoadOptions } from './decode.js';
 import { type ImageTask, runImageTask } from './image-task.js';
-import type { PixelAffine } from './pixel-affine.js';
+import type { PixelPreprocess } from './pixel-affine.js';
 
 /** An `ImageTask` with the id its reply carries. */
 export type PoolTask = ImageTask & { id: number };
@@ -332,7 +332,7 @@ export function transformInPool(
   source: Float32Array,
   shape: readonly [number, number, number],
   transform: { params: PixelTransform; settings: TransformSettings },
-  preprocess: PixelAffine | null,
+  preprocess: PixelPreprocess | null,
   dest: Float32Array,
   workers: number,
 ): Promise<void> {
@@ -360,7 +360,7 @@ export function loadBatchImage(
   file: string,
   options: ResolvedLoadOptions,
   transform: { params: PixelTransform; settings: TransformSettings } | null,
-  preprocess: PixelAffine | null,
+  preprocess: PixelPreprocess | null,
   dest: Float32Array,
   workers: number,
 ): Promise<void> {

@@ -94,7 +94,7 @@ abstract class RandomImageLayer extends tf.layers.Layer {
         );
       }
       const [batch, height, width, channels] = shape as [number, number, number, number];
-      const data = Float32Array.from(x.dataSync() as ArrayLike<number>);
+      const data = new Float32Array(x.dataSync() as Float32Array);
       const out = this.augment({ data, batch, height, width, channels });
       return tf.tensor(out, x.shape, 'float32');
     });

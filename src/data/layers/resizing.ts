@@ -41,7 +41,7 @@ function mapImages(
     );
   }
   const [batch, height, width, channels] = shape as [number, number, number, number];
-  const data = Float32Array.from(x.dataSync() as ArrayLike<number>);
+  const data = new Float32Array(x.dataSync() as Float32Array);
   const size = height * width * channels;
   const outSize = outHeight * outWidth * channels;
   const out = new Float32Array(batch * outSize);

@@ -54,7 +54,10 @@ export function preprocessInput(x: tf.Tensor, mode: PreprocessMode): tf.Tensor {
   if (tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu') {
     // On the CPU backends plain JS does it in well under a millisecond per image, with numpy's
     // float32 arithmetic (preprocess-pixels.ts); their broadcasting kernels took 40-70 ms.
-    const values = new Float32Array(x.dataSync() as Float32Array); // a copy, as float32
+    // wasm's dataSync reads a fresh copy out of its heap; cpu's is the tensor's own array.
+    const data = x.dataSync();
+    const values =
+      tf.getBackend() === 'wasm' && data instanceof Float32Array ? data : new Float32Array(data);
     preprocessPixels(values, channels, mode);
     return tf.tensor(values, x.shape, 'float32');
   }

@@ -177,7 +177,13 @@ export async function decodeImageBytes(
     if (isBmp(bytes)) return decodeBmp(bytes, limitInputPixels);
     if (isPnm(bytes)) return decodePnm(bytes, limitInputPixels);
     const limit = Number.isFinite(limitInputPixels) ? limitInputPixels : false;
-    const { data, info } = await sharp(bytes, { failOn: 'error', limitInputPixels: limit })
+    // ignoreIcc: PIL (Keras's decoder) never applies an embedded colour profile; sharp would
+    // convert through it (up to 12 grey levels apart on a Display P3 JPEG).
+    const { data, info } = await sharp(bytes, {
+      failOn: 'error',
+      limitInputPixels: limit,
+      ignoreIcc: true,
+    })
       .autoOrient()
       .toColourspace('srgb')
       .raw()

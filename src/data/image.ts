@@ -2,7 +2,8 @@
  * Keras's `load_img`, `img_to_array`, `array_to_img` and `save_img`. Decoding is sharp's (libvips,
  * off the main thread); colour conversion and resizing reproduce PIL's arithmetic, which is what
  * Keras runs, so a batch matches Keras's pixel for pixel (JPEG decodes identically: libjpeg-turbo
- * in both; checked on 500x375 JPEGs against Pillow 9.4).
+ * in both; checked on 500x375 JPEGs against Pillow 9.4). An embedded ICC colour profile is ignored,
+ * as PIL ignores it.
  *
  * Differences from Keras, on purpose: EXIF orientation is applied (PIL's `load_img` ignores it, so
  * phone photos come out sideways in Keras); 16-bit images are reduced to 8 bits by sharp (the high

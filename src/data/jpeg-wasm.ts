@@ -9,9 +9,10 @@
  * (bench/data-pipeline.ts).
  *
  * Only plain files take this path, recognised from their header: 8-bit baseline or progressive,
- * grey or three components, no EXIF orientation to apply, no ICC profile (sharp converts those
- * to sRGB), ending with the end-of-image marker (a truncated file goes to sharp, which refuses it
- * as before), within the pixel limit. Everything else, and any failure here, is sharp's.
+ * grey or three components, no EXIF orientation to apply, ending with the end-of-image marker (a
+ * truncated file goes to sharp, which refuses it as before), within the pixel limit. An embedded
+ * ICC profile is ignored on both paths, as PIL ignores it. Everything else, and any failure here,
+ * is sharp's.
  */
 import { createRequire } from 'node:module';
 import type { RawImage } from './decoders.js';
@@ -84,8 +85,6 @@ export function plainJpegHeader(bytes: Uint8Array): JpegHeader | null {
     if (length < 2 || end > n) return null;
     if (marker === 0xe1 && startsWith(bytes, start, 'Exif\0\0')) {
       if (exifOrientation(bytes, start, end) !== 1) return null;
-    } else if (marker === 0xe2 && startsWith(bytes, start, 'ICC_PROFILE\0')) {
-      return null;
     } else if (marker === 0xc0 || marker === 0xc1 || marker === 0xc2) {
       // Baseline, extended sequential and progressive Huffman; precision, height, width, Nf.
       if (length < 8 || bytes[start] !== 8) return null;

@@ -28,9 +28,21 @@ export async function fileSampleKeys(
   }
 }
 
-/** A short digest of a settings object (stable key order given by the caller's literal). */
+/**
+ * Changes whenever decoding gives a file other pixels than before, so that features cached on
+ * disk by an older xfer are not served for it. 2: embedded ICC profiles ignored, as PIL does.
+ */
+const DECODING_VERSION = 2;
+
+/**
+ * A short digest of a settings object (stable key order given by the caller's literal) and of
+ * the decoding version.
+ */
 export function settingsFingerprint(settings: unknown): string {
-  return createHash('sha256').update(JSON.stringify(settings)).digest('base64url').slice(0, 22);
+  return createHash('sha256')
+    .update(`${DECODING_VERSION}\0${JSON.stringify(settings)}`)
+    .digest('base64url')
+    .slice(0, 22);
 }
 
 interface Memo {

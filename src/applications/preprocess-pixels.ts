@@ -2,8 +2,8 @@
  * Keras's `preprocess_input` arithmetic on raw float32 pixels, free of tfjs: numpy's
  * `_preprocess_numpy_input` for channels-last data, each step rounded to float32 and each constant
  * a float32, as numpy computes on a float32 array. `preprocessInput` runs it on the CPU backends
- * (tfjs-wasm's broadcasting kernels took 40-70 ms for one 224x224 image, this takes well under
- * 1 ms), and the image workers run it on each image as it lands in the batch.
+ * (0.2 ms for one 224x224 image, where tfjs-wasm's kernels took 2.5-8 ms), and the image workers
+ * run it on each image as it lands in the batch.
  */
 
 /** The modes that change pixels ('none' leaves them as they are). */

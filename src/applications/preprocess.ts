@@ -52,8 +52,8 @@ export function preprocessInput(x: tf.Tensor, mode: PreprocessMode): tf.Tensor {
     );
   }
   if (tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu') {
-    // On the CPU backends plain JS does it in well under a millisecond per image, with numpy's
-    // float32 arithmetic (preprocess-pixels.ts); their broadcasting kernels took 40-70 ms.
+    // On the CPU backends plain JS does it with numpy's float32 arithmetic (preprocess-pixels.ts)
+    // faster than their kernels: 0.2 ms against 2.5-8 ms for one 224x224 image on wasm.
     // wasm's dataSync reads a fresh copy out of its heap; cpu's is the tensor's own array.
     const data = x.dataSync();
     const values =

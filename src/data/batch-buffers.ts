@@ -22,8 +22,8 @@ export class BatchBuffers {
   }
 
   /**
-   * Hands `batch` back after `tensor` was made from `data` (what standardizing `batch` returned):
-   * kept for reuse only when the tensor does not hold `batch` itself. The wasm backend copies a
+   * Hands `batch` back once a tensor was made from `data` (what standardizing `batch` returned):
+   * kept for reuse only when that tensor does not hold `batch` itself. The wasm backend copies a
    * typed array into its heap when the tensor is made; the cpu and GPU backends keep a reference.
    */
   give(batch: Float32Array, data: Float32Array): void {

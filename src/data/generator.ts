@@ -19,7 +19,11 @@ import {
 import { FILL_MODES, type FillMode, transformPixels } from './affine.js';
 import { ArrayIterator } from './array-iterator.js';
 import { DirectoryIterator, type FlowFromDirectoryOptions } from './iterator.js';
-import { applyPixelPreprocess, type PixelAffine, type PixelPreprocess } from './pixel-affine.js';
+import {
+  applyPixelPreprocess,
+  type PixelAffine,
+  type PixelPreprocess,
+} from './pixel-preprocess.js';
 import { channelMean, channelStd, zcaMatrix } from './stats.js';
 
 /** A shift range as Keras takes it: a fraction (< 1) or pixels, or a list of values to pick from. */

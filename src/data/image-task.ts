@@ -21,7 +21,7 @@ import {
 } from './decode.js';
 import type { RawImage } from './decoders.js';
 import { decodePlainJpeg, jpegCodec } from './jpeg-wasm.js';
-import { applyPixelPreprocess, type PixelPreprocess } from './pixel-affine.js';
+import { applyPixelPreprocess, type PixelPreprocess } from './pixel-preprocess.js';
 import { aspectCropBox, nearestSource } from './resize.js';
 
 /**

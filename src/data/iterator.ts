@@ -27,7 +27,7 @@ import {
   type Interpolation,
   type ResolvedLoadOptions,
 } from './image.js';
-import type { PixelPreprocess } from './pixel-affine.js';
+import type { PixelPreprocess } from './pixel-preprocess.js';
 import { checkWorkers, loadBatchImage, transformSettings } from './pool.js';
 import { fileSampleKeys, settingsFingerprint, standardizationFingerprint } from './sample-keys.js';
 import { type SkippedFile, scanDirectory } from './scan.js';

@@ -23,7 +23,7 @@ import type { PixelTransform, TransformSettings } from './affine.js';
 import type { DatasetLoadSettings } from './dataset-image.js';
 import type { ResolvedLoadOptions } from './decode.js';
 import { type ImageTask, runImageTask } from './image-task.js';
-import type { PixelPreprocess } from './pixel-affine.js';
+import type { PixelPreprocess } from './pixel-preprocess.js';
 
 /** An `ImageTask` with the id its reply carries. */
 export type PoolTask = ImageTask & { id: number };

@@ -421,28 +421,42 @@ function describeForeignLayout(rootGroups: Set<string>): string {
  * `h5Ready()` first): datasets are read lazily by `StoredWeight.read()` inside `use`.
  */
 export function readKerasH5<T>(file: string, use: (contents: KerasH5Contents) => T): T {
-  return withHdf5Errors(() => withConfinedFiles(file, () => readKerasH5Confined(file, use)));
+  return readConfinedH5(file, (reader, h5) => readContents(reader, h5, file), use);
 }
 
-function readKerasH5Confined<T>(file: string, use: (contents: KerasH5Contents) => T): T {
-  let h5: File;
-  try {
-    h5 = new (hdf5().File)(path.resolve(file), 'r');
-  } catch (error) {
-    throw corrupt(file, `HDF5 could not open it (${hdf5Reason(error)}).`);
-  }
-  try {
-    let contents: KerasH5Contents;
-    try {
-      contents = readContents(new SafeReader(h5, file), h5, file);
-    } catch (error) {
-      if (error instanceof XferError) throw error;
-      throw corrupt(file, hdf5Reason(error));
-    }
-    return use(contents);
-  } finally {
-    h5.close();
-  }
+/**
+ * Opens an HDF5 weight file read-only, with HDF5 confined to it (`withConfinedFiles`) and its
+ * errors thrown, gets what `read` makes of it (any failure there that is not an XferError is the
+ * file's damage: CORRUPT_FILE), hands that to `use` and closes the file. Synchronous (call
+ * `h5Ready()` first).
+ */
+export function readConfinedH5<C, T>(
+  file: string,
+  read: (reader: SafeReader, h5: File) => C,
+  use: (contents: C) => T,
+): T {
+  return withHdf5Errors(() =>
+    withConfinedFiles(file, () => {
+      let h5: File;
+      try {
+        h5 = new (hdf5().File)(path.resolve(file), 'r');
+      } catch (error) {
+        throw corrupt(file, `HDF5 could not open it (${hdf5Reason(error)}).`);
+      }
+      try {
+        let contents: C;
+        try {
+          contents = read(new SafeReader(h5, file), h5);
+        } catch (error) {
+          if (error instanceof XferError) throw error;
+          throw corrupt(file, hdf5Reason(error));
+        }
+        return use(contents);
+      } finally {
+        h5.close();
+      }
+    }),
+  );
 }
 
 function readContents(reader: SafeReader, h5: File, file: string): KerasH5Contents {

@@ -20,8 +20,8 @@ import {
   H5G_DATASET,
   H5G_GROUP,
   hdf5,
-  hdf5Reason,
-  SafeReader,
+  readConfinedH5,
+  type SafeReader,
   withConfinedFiles,
   withHdf5Errors,
 } from './h5.js';
@@ -157,28 +157,7 @@ function isLayerKey(key: string): boolean {
  * Call `h5Ready()` first. Links are refused, never followed.
  */
 export function readKeras3H5<T>(file: string, use: (entries: Keras3Entry[]) => T): T {
-  return withHdf5Errors(() => withConfinedFiles(file, () => readKeras3H5Confined(file, use)));
-}
-
-function readKeras3H5Confined<T>(file: string, use: (entries: Keras3Entry[]) => T): T {
-  let h5: File;
-  try {
-    h5 = new (hdf5().File)(path.resolve(file), 'r');
-  } catch (error) {
-    throw corrupt(file, `HDF5 could not open it (${hdf5Reason(error)}).`);
-  }
-  try {
-    let entries: Keras3Entry[];
-    try {
-      entries = collect(new SafeReader(h5, file), h5, file);
-    } catch (error) {
-      if (error instanceof XferError) throw error;
-      throw corrupt(file, hdf5Reason(error));
-    }
-    return use(entries);
-  } finally {
-    h5.close();
-  }
+  return readConfinedH5(file, (reader, h5) => collect(reader, h5, file), use);
 }
 
 function collect(reader: SafeReader, h5: File, file: string): Keras3Entry[] {

@@ -6,6 +6,7 @@ import { ortRunnerFor } from '../src/training/accelerate.js';
 import { compile } from '../src/training/compile.js';
 import { evaluate } from '../src/training/evaluate.js';
 import { predict } from '../src/training/predict.js';
+import { withoutAcceleration } from './helpers/accelerate.js';
 
 /** A layer class the ONNX exporter deliberately does not know: `x * |x|`, shape unchanged. */
 class SignedSquare extends tf.layers.Layer {
@@ -24,15 +25,6 @@ tf.serialization.registerClass(SignedSquare);
 
 const conv = (name: string, filters = 6) =>
   tf.layers.conv2d({ filters, kernelSize: 3, padding: 'same', activation: 'relu', name });
-
-async function withoutAcceleration<T>(fn: () => Promise<T>): Promise<T> {
-  process.env.XFER_ACCELERATE = '0';
-  try {
-    return await fn();
-  } finally {
-    delete process.env.XFER_ACCELERATE;
-  }
-}
 
 /** The stderr lines written while `fn` runs. */
 async function stderrOf(fn: () => Promise<void>): Promise<string[]> {

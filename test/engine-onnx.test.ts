@@ -6,40 +6,7 @@ import { initBackend } from '../src/engine/backend.js';
 import { exportOnnx, OnnxExportError } from '../src/engine/onnx/export.js';
 import { OrtModel, runOnnx } from '../src/engine/ort.js';
 import * as tf from '../src/engine/tf.js';
-import { Random } from '../src/util/random.js';
-
-/**
- * Weights at the scale of trained ones (He-normal kernels, BN statistics away from 0 and 1), so
- * outputs are O(1) and a wrong transpose, pad or fold shows up (tfjs's zero biases, unit BN
- * statistics and shrinking activations would hide them).
- */
-function realisticWeights(
-  model: tf.LayersModel,
-  seed: number,
-  gamma: [number, number] = [0.6, 1.4],
-): void {
-  const random = new Random(seed);
-  const uniform = (n: number, lo: number, hi: number) =>
-    Float32Array.from({ length: n }, () => lo + (hi - lo) * random.next());
-  const values = model.weights.map((w) => {
-    const size = w.shape.reduce((a: number, b) => a * (b as number), 1) as number;
-    const name = w.originalName ?? w.name;
-    if (w.dtype !== 'float32') return tf.clone(w.read());
-    let data: Float32Array;
-    if (/kernel$/.test(name)) {
-      const fanIn = name.endsWith('depthwise_kernel')
-        ? (w.shape[0] as number) * (w.shape[1] as number)
-        : size / (w.shape[w.shape.length - 1] as number);
-      const scale = Math.sqrt(3 * (2 / fanIn));
-      data = uniform(size, -scale, scale);
-    } else if (/gamma$/.test(name)) data = uniform(size, gamma[0], gamma[1]);
-    else if (/variance$/.test(name)) data = uniform(size, 0.4, 1.6);
-    else data = uniform(size, -0.2, 0.2); // bias, beta, moving_mean
-    return tf.tensor(data, w.shape as number[]);
-  });
-  model.setWeights(values);
-  tf.dispose(values);
-}
+import { trainedScaleWeights } from './helpers/accelerate.js';
 
 async function compare(
   model: tf.LayersModel,
@@ -116,7 +83,7 @@ describe('ONNX export of every registered application matches tfjs', () => {
         classes: 10,
       });
       try {
-        realisticWeights(model, 7, gammaRange(spec.name));
+        trainedScaleWeights(model, 7, gammaRange(spec.name));
         const x = tf.randomUniform([1, size, size, 3], -1, 1, 'float32', 3);
         const whole = await compare(model, x);
         t.diagnostic(`with top: max |ort - tfjs| / max |tfjs| = ${whole.diff / whole.scale}`);
@@ -196,7 +163,7 @@ describe('exportOnnx', () => {
 
   test('odd sizes: TF puts the extra padding pixel at the end, for conv and pooling', async () => {
     const model = toyModel([9, 11, 3]);
-    realisticWeights(model, 1);
+    trainedScaleWeights(model, 1);
     const x = tf.randomUniform([3, 9, 11, 3], -1, 1, 'float32', 5);
     const { diff, scale } = await compare(model, x);
     x.dispose();
@@ -211,7 +178,7 @@ describe('exportOnnx', () => {
     const gap = tf.layers.globalAveragePooling2d({}).apply(conv) as tf.SymbolicTensor;
     const open = tf.model({ inputs: input, outputs: gap });
     assert.throws(() => exportOnnx(open), /pass imageSize: \[height, width\]/);
-    realisticWeights(open, 2);
+    trainedScaleWeights(open, 2);
     const x = tf.randomUniform([2, 13, 8, 3], -1, 1, 'float32', 6);
     const { diff, scale } = await compare(open, x);
     x.dispose();
@@ -222,7 +189,7 @@ describe('exportOnnx', () => {
     const backbone = await listApplications()
       .find((s) => s.name === 'mobilenet_v2')!
       .build({ includeTop: false, weights: null, inputShape: [32, 32, 3] });
-    realisticWeights(backbone, 3);
+    trainedScaleWeights(backbone, 3);
     backbone.trainable = false;
     const model = tf.sequential({
       layers: [
@@ -298,7 +265,7 @@ describe('exportOnnx', () => {
     x = tf.layers.layerNormalization({ name: 'ln_head' }).apply(x) as tf.SymbolicTensor;
     x = tf.layers.dense({ units: 5, name: 'head' }).apply(x) as tf.SymbolicTensor;
     const model = tf.model({ inputs: input, outputs: x, name: 'newer_layers' });
-    realisticWeights(model, 4);
+    trainedScaleWeights(model, 4);
     const inputs = tf.randomUniform([3, 9, 11, 3], -2, 2, 'float32', 9);
     const { diff, scale } = await compare(model, inputs);
     assert.ok(scale > 1e-2, `outputs at a usable scale (${scale})`);

@@ -8,35 +8,9 @@ import { unfreezeFrom } from '../src/training/fine-tune-layers.js';
 import { flattenModel, frozenCut } from '../src/training/frozen-cut.js';
 import { compile, fit, SGD } from '../src/training/index.js';
 import { trainableVariables } from '../src/training/steps.js';
-import { Random } from '../src/util/random.js';
+import { trainedScaleWeights, withoutAcceleration } from './helpers/accelerate.js';
 
 type ST = tf.SymbolicTensor;
-
-/** Seeded weights of trained scale; BN statistics away from 0 / 1 so inference mode matters. */
-function seededWeights(model: tf.LayersModel, seed: number): void {
-  const random = new Random(seed);
-  const values = model.weights.map((w) => {
-    const shape = w.shape as number[];
-    const size = shape.reduce((a, b) => a * b, 1);
-    const name = w.originalName ?? w.name;
-    const fanIn = name.endsWith('depthwise_kernel')
-      ? shape[0]! * shape[1]!
-      : size / shape[shape.length - 1]!;
-    const [lo, hi] = /kernel$/.test(name)
-      ? [-Math.sqrt(6 / fanIn), Math.sqrt(6 / fanIn)]
-      : /gamma$/.test(name)
-        ? [0.6, 1.4]
-        : /variance$/.test(name)
-          ? [0.4, 1.6]
-          : [-0.2, 0.2];
-    return tf.tensor(
-      Float32Array.from({ length: size }, () => random.uniform(lo, hi)),
-      shape,
-    );
-  });
-  model.setWeights(values);
-  tf.dispose(values);
-}
 
 /** VGG-like chain: three blocks of conv (→ BN in block 2) → ReLU, each ending in a max pool. */
 function chainBackbone(): tf.LayersModel {
@@ -111,7 +85,7 @@ function seedModel(backbone: tf.LayersModel): tf.Sequential {
       tf.layers.dense({ units: 1, activation: 'sigmoid', name: 'output_layer' }),
     ],
   });
-  seededWeights(model, 5);
+  trainedScaleWeights(model, 5);
   return model;
 }
 
@@ -151,15 +125,6 @@ async function fineTuneTwoSteps(build: () => tf.LayersModel, from: string): Prom
     cutLayer: split?.cutLayer ?? null,
     trainable: variables.length,
   };
-}
-
-async function withoutAcceleration<T>(fn: () => Promise<T>): Promise<T> {
-  process.env.XFER_ACCELERATE = '0';
-  try {
-    return await fn();
-  } finally {
-    delete process.env.XFER_ACCELERATE;
-  }
 }
 
 const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);

@@ -11,32 +11,7 @@ import { ortRunnerFor } from '../src/training/accelerate.js';
 import { frozenSplit } from '../src/training/accelerate-fit.js';
 import { Adam, compile, evaluate, fit, predict, predictImage } from '../src/training/index.js';
 import { trainableVariables } from '../src/training/steps.js';
-import { Random } from '../src/util/random.js';
-
-/** Trained-scale weights (see test/engine-onnx.test.ts), the same for the same seed. */
-function realisticWeights(model: tf.LayersModel, seed: number): void {
-  const random = new Random(seed);
-  const values = model.weights.map((w) => {
-    const size = w.shape.reduce((a: number, b) => a * (b as number), 1) as number;
-    const name = w.originalName ?? w.name;
-    const fanIn = name.endsWith('depthwise_kernel')
-      ? (w.shape[0] as number) * (w.shape[1] as number)
-      : size / (w.shape[w.shape.length - 1] as number);
-    const [lo, hi] = /kernel$/.test(name)
-      ? [-Math.sqrt(6 / fanIn), Math.sqrt(6 / fanIn)]
-      : /gamma$/.test(name)
-        ? [0.6, 1.4]
-        : /variance$/.test(name)
-          ? [0.4, 1.6]
-          : [-0.2, 0.2];
-    return tf.tensor(
-      Float32Array.from({ length: size }, () => random.uniform(lo, hi)),
-      w.shape as number[],
-    );
-  });
-  model.setWeights(values);
-  tf.dispose(values);
-}
+import { trainedScaleWeights, withoutAcceleration } from './helpers/accelerate.js';
 
 /** The seed's model shape at 32x32: frozen MobileNetV2 backbone, GAP, a softmax head. */
 async function seedModel(units = 3): Promise<tf.Sequential> {
@@ -53,17 +28,8 @@ async function seedModel(units = 3): Promise<tf.Sequential> {
       tf.layers.dense({ units, activation: units === 1 ? 'sigmoid' : 'softmax', name: 'head' }),
     ],
   });
-  realisticWeights(model, 11);
+  trainedScaleWeights(model, 11);
   return model;
-}
-
-async function withoutAcceleration<T>(fn: () => Promise<T>): Promise<T> {
-  process.env.XFER_ACCELERATE = '0';
-  try {
-    return await fn();
-  } finally {
-    delete process.env.XFER_ACCELERATE;
-  }
 }
 
 function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
@@ -124,7 +90,7 @@ describe('predict, evaluate and predictImage on onnxruntime', () => {
     assert.ok(Math.abs(one.probability - oneSlow.probability) < 1e-4);
 
     // New weights, new export: predict follows setWeights.
-    realisticWeights(model, 12);
+    trainedScaleWeights(model, 12);
     const after = await predict(model, x, { batchSize: 4 });
     const afterSlow = await withoutAcceleration(() => predict(model, x, { batchSize: 4 }));
     assert.ok(maxAbsDiff(after, afterSlow) < 1e-4);

@@ -12,10 +12,9 @@ import { XferError } from '../src/errors.js';
 import { trainClassifier } from '../src/recipes/classifier.js';
 import { DEMO_BACKBONE } from '../src/recipes/demo.js';
 import { readTrainingState } from '../src/recipes/resume.js';
-import { Callback } from '../src/training/index.js';
 import { setQuiet } from '../src/util/log.js';
-import { Random } from '../src/util/random.js';
 import { makeImageFolder, makeTempDir } from './helpers/image-folders.js';
+import { AbortAfterEpoch, withSeededMathRandom } from './helpers/resume.js';
 
 let tmp: string;
 let data: string;
@@ -31,30 +30,6 @@ after(async () => {
   setQuiet(false);
   await fsp.rm(tmp, { recursive: true, force: true });
 });
-
-/** The same initial weights in both runs (tfjs seeds its initializers from Math.random). */
-async function withSeededMathRandom<T>(seed: number, body: () => Promise<T>): Promise<T> {
-  const original = Math.random;
-  const random = new Random(seed);
-  Math.random = () => random.next();
-  try {
-    return await body();
-  } finally {
-    Math.random = original;
-  }
-}
-
-class AbortAfterEpoch extends Callback {
-  constructor(
-    readonly controller: AbortController,
-    readonly epoch: number,
-  ) {
-    super();
-  }
-  override onEpochEnd(epoch: number): void {
-    if (epoch === this.epoch) this.controller.abort('a test abort');
-  }
-}
 
 // 2 head-only epochs (0, 1), then 2 fine-tuning epochs (2, 3) of block3 and the head.
 const COMMON = {

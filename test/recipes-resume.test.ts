@@ -16,8 +16,8 @@ import { readTrainingState } from '../src/recipes/resume.js';
 import { removeStaleTempFiles } from '../src/recipes/run-folder.js';
 import { Callback } from '../src/training/index.js';
 import { setQuiet } from '../src/util/log.js';
-import { Random } from '../src/util/random.js';
 import { makeImageFolder, makeTempDir } from './helpers/image-folders.js';
+import { AbortAfterEpoch, withSeededMathRandom } from './helpers/resume.js';
 
 let tmp: string;
 let data: string;
@@ -33,30 +33,6 @@ after(async () => {
   setQuiet(false);
   await fsp.rm(tmp, { recursive: true, force: true });
 });
-
-/**
- * tfjs draws initial weights from seeds taken from Math.random; a seeded Math.random while the
- * model is built gives both runs the same starting point.
- */
-async function withSeededMathRandom<T>(seed: number, body: () => Promise<T>): Promise<T> {
-  const original = Math.random;
-  const random = new Random(seed);
-  Math.random = () => random.next();
-  try {
-    return await body();
-  } finally {
-    Math.random = original;
-  }
-}
-
-class AbortAfterFirstEpoch extends Callback {
-  constructor(readonly controller: AbortController) {
-    super();
-  }
-  override onEpochEnd(epoch: number): void {
-    if (epoch === 0) this.controller.abort('a test abort');
-  }
-}
 
 const COMMON = {
   dataDir: '',
@@ -85,7 +61,7 @@ test('an aborted and resumed run ends exactly where the uninterrupted run does',
       dataDir: data,
       outDir: cut,
       signal: controller.signal,
-      callbacks: [new AbortAfterFirstEpoch(controller)],
+      callbacks: [new AbortAfterEpoch(controller, 0)],
     }),
   ).then(
     () => undefined,

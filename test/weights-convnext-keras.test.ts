@@ -13,13 +13,14 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import h5wasm, { type Group } from 'h5wasm/node';
+import h5wasm from 'h5wasm/node';
 import { ConvNeXtTiny } from '../src/applications/index.js';
 import { initBackend } from '../src/engine/backend.js';
 import * as tf from '../src/engine/tf.js';
 import { Random } from '../src/util/random.js';
 import { h5Ready, readKerasH5 } from '../src/weights/h5.js';
 import { loadWeights, saveWeights } from '../src/weights/index.js';
+import { writeKerasLayoutByHand } from './helpers/weights-fixtures.js';
 
 interface KerasWeight {
   name: string;
@@ -101,44 +102,6 @@ function kerasConvNeXtTiny(seed: number): KerasLayer[] {
   return layers;
 }
 
-/** Keras's legacy layout, written with h5wasm directly (not with xfer's writer). */
-function writeKerasFile(file: string, layers: KerasLayer[]): void {
-  const h5 = new h5wasm.File(file, 'w');
-  try {
-    const strings = (group: Group, name: string, values: string[]): void => {
-      if (values.length === 0) {
-        group.create_attribute(name, new Float64Array(0), [0]);
-        return;
-      }
-      const size = Math.max(...values.map((v) => v.length));
-      group.create_attribute(name, values, [values.length], `A${size}`);
-    };
-    strings(
-      h5,
-      'layer_names',
-      layers.map((l) => l.name),
-    );
-    h5.create_attribute('backend', 'tensorflow', [], 'A10');
-    h5.create_attribute('keras_version', '2.10.0', [], 'A6');
-    for (const layer of [...layers].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const group = h5.create_group(layer.name);
-      strings(
-        group,
-        'weight_names',
-        layer.weights.map((w) => w.name),
-      );
-      // h5py makes the intermediate groups of `layer/weight:0` itself; h5wasm needs them made.
-      const owners = new Set(layer.weights.map((w) => w.name.split('/')[0]!));
-      for (const owner of owners) group.create_group(owner);
-      for (const weight of layer.weights) {
-        group.create_dataset({ name: weight.name, data: weight.values, shape: weight.shape });
-      }
-    }
-  } finally {
-    h5.close();
-  }
-}
-
 /** Sets xfer's layers directly from the Keras list: the reference the loader must reproduce. */
 function setDirectly(model: tf.LayersModel, layers: KerasLayer[]): void {
   const byLayer = new Map<string, KerasWeight[]>();
@@ -172,7 +135,7 @@ before(async () => {
   dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'xfer-convnext-'));
   kerasFile = path.join(dir, 'convnext_tiny_notop.h5');
   keras = kerasConvNeXtTiny(3);
-  writeKerasFile(kerasFile, keras);
+  await writeKerasLayoutByHand(kerasFile, { layers: keras, kerasVersion: '2.10.0' });
 });
 after(async () => {
   await fsp.rm(dir, { recursive: true, force: true });

@@ -129,16 +129,23 @@ export async function writeH5pyFixture(
   await fsp.writeFile(file, gunzipSync(Buffer.from(encoded, 'base64')));
 }
 
+/** A layer as `writeKerasLayoutByHand` writes it: weights named `owner/.../weight:0`. */
+export interface HandLayer {
+  name: string;
+  weights: { name: string; shape: number[]; values: ArrayLike<number> }[];
+}
+
 /**
- * Writes the fixture weights in Keras's layout by hand with h5wasm, not with xfer's writer:
- * fixed-length strings exactly as long as the longest (numpy's 'S' itemsize; h5wasm can only make
- * them NULL-terminated where numpy's are NULL-padded), `[]` as an empty float64 array, one group per
- * layer sorted by name, datasets at their `layer/weight:0` paths.
+ * Writes weights (the fixture's by default) in Keras's layout by hand with h5wasm, not with xfer's
+ * writer: fixed-length strings exactly as long as the longest (numpy's 'S' itemsize; h5wasm can
+ * only make them NULL-terminated where numpy's are NULL-padded), `[]` as an empty float64 array,
+ * one group per layer sorted by name, datasets at their `owner/weight:0` paths.
  */
 export async function writeKerasLayoutByHand(
   file: string,
-  options: { underModelWeights?: boolean } = {},
+  options: { underModelWeights?: boolean; layers?: HandLayer[]; kerasVersion?: string } = {},
 ): Promise<void> {
+  const layers = options.layers ?? KERAS_LAYERS;
   await h5wasm.ready;
   const h5 = new h5wasm.File(file, 'w');
   try {
@@ -158,18 +165,20 @@ export async function writeKerasLayoutByHand(
     strings(
       root,
       'layer_names',
-      KERAS_LAYERS.map((l) => l.name),
+      layers.map((l) => l.name),
     );
     root.create_attribute('backend', 'tensorflow', [], 'A10');
-    root.create_attribute('keras_version', '2.13.1', [], 'A6');
-    for (const layer of [...KERAS_LAYERS].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    root.create_attribute('keras_version', options.kerasVersion ?? '2.13.1', [], 'A6');
+    for (const layer of [...layers].sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const group = root.create_group(layer.name);
       strings(
         group,
         'weight_names',
         layer.weights.map((w) => w.name),
       );
-      if (layer.weights.length > 0) group.create_group(layer.name);
+      // h5py makes the intermediate groups of `owner/weight:0` itself; h5wasm needs them made.
+      const owners = new Set(layer.weights.map((w) => w.name.split('/')[0]!));
+      for (const owner of owners) group.create_group(owner);
       for (const weight of layer.weights) {
         group.create_dataset({
           name: weight.name,

@@ -329,7 +329,7 @@ export async function saveWeights(model: tf.LayersModel, file: string): Promise<
           values:
             data instanceof Float32Array || data instanceof Int32Array
               ? data
-              : Float32Array.from(data as ArrayLike<number>),
+              : new Float32Array(data as Uint8Array),
         };
       }),
     };

@@ -421,8 +421,8 @@ export function storedLayersFromFolder(folder: ModelFolder): StoredLayer[] {
       const raw = tensor.dataSync();
       const values: WeightValues =
         tensor.dtype === 'int32' || tensor.dtype === 'bool'
-          ? Int32Array.from(raw as ArrayLike<number>)
-          : Float32Array.from(raw as ArrayLike<number>);
+          ? new Int32Array(raw as Float32Array)
+          : new Float32Array(raw as Float32Array); // a copy: the constructor, not the iterator
       const parts = spec.name.split('/').filter((p) => p !== '');
       const layerName = parts.length >= 2 ? parts[parts.length - 2]! : spec.name;
       const weight: StoredWeight = {
